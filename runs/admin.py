@@ -1,0 +1,35 @@
+from django.contrib import admin
+
+from runs.models import LogChunk, Run
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Runs and their logs are records: made by the service, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "script", "environment", "status", "requested_by", "created_at", "started_at",
+                    "finished_at", "exit_code", "output_bytes"]
+    list_filter = ["status", "environment", "script", "dry_run"]
+    search_fields = ["id", "script__name", "requested_by__username", "status_detail"]
+    list_select_related = ["script", "environment", "requested_by"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LogChunk)
+class LogChunkAdmin(ReadOnlyAdmin):
+    list_display = ["run", "seq", "created_at"]
+    list_select_related = ["run__script", "run__environment"]
+    search_fields = ["=run__id"]
+    show_full_result_count = False

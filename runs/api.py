@@ -1,0 +1,112 @@
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied as ApiPermissionDenied
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runs import services
+from runs.models import Run
+from scripts_app.models import Environment
+from scripts_app.policy import scripts_visible_to
+
+LOG_PAGE_LIMIT = 1000
+
+
+class RunSerializer(serializers.ModelSerializer):
+    script = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    environment = serializers.SlugRelatedField(read_only=True, slug_field="slug")
+    version = serializers.IntegerField(source="version.number")
+    requested_by = serializers.CharField(source="requested_by.username")
+    finished = serializers.BooleanField(source="is_finished")
+
+    class Meta:
+        model = Run
+        fields = ["id", "script", "version", "environment", "params", "dry_run", "requested_by", "status",
+                  "status_detail", "finished", "exit_code", "created_at", "started_at", "finished_at",
+                  "output_bytes", "output_truncated"]
+
+
+class RunRequestSerializer(serializers.Serializer):
+    script = serializers.SlugField(help_text="The script's slug.")
+    environment = serializers.SlugField(help_text="The environment's slug.")
+    params = serializers.DictField(required=False, default=dict, help_text="A JSON object of parameters.")
+    dry_run = serializers.BooleanField(required=False, default=False)
+
+    def validate_script(self, slug):
+        script = scripts_visible_to(self.context["request"].user).select_related("current_version")
+        script = script.filter(slug=slug).first()
+        if script is None:
+            raise serializers.ValidationError(f"No script '{slug}' that you may see.")
+        return script
+
+    def validate_environment(self, slug):
+        environment = Environment.objects.filter(slug=slug).first()
+        if environment is None:
+            raise serializers.ValidationError(f"No environment '{slug}'.")
+        return environment
+
+
+class LogSerializer(serializers.Serializer):
+    chunks = serializers.ListField(child=serializers.DictField())
+    next_after = serializers.IntegerField()
+    status = serializers.CharField()
+    finished = serializers.BooleanField()
+
+
+def visible_run(request, run_id):
+    run = services.visible_run_or_none(request.user, run_id)
+    if run is None:
+        raise Http404
+    return run
+
+
+class RunCreate(APIView):
+    @extend_schema(request=RunRequestSerializer, responses={201: RunSerializer})
+    def post(self, request):
+        data = RunRequestSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        try:
+            run = services.request_run(request.user, **data.validated_data)
+        except PermissionDenied as exc:
+            raise ApiPermissionDenied(str(exc)) from exc
+        except ValidationError as exc:
+            raise ApiValidationError(exc.message_dict) from exc
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunDetail(APIView):
+    @extend_schema(responses=RunSerializer)
+    def get(self, request, run_id):
+        return Response(RunSerializer(visible_run(request, run_id)).data)
+
+
+class RunLog(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Return chunks with a sequence number above this.")],
+        responses=LogSerializer,
+    )
+    def get(self, request, run_id):
+        run = visible_run(request, run_id)
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            raise ApiValidationError({"after": "Must be a whole number (a chunk's sequence number)."}) from None
+        chunks = services.chunks_after(run.pk, max(after, 0), LOG_PAGE_LIMIT)
+        return Response({
+            "chunks": chunks, "next_after": chunks[-1]["seq"] if chunks else max(after, 0),
+            "status": run.status, "finished": run.is_finished,
+        })
+
+
+class RunCancel(APIView):
+    @extend_schema(request=None, responses=RunSerializer)
+    def post(self, request, run_id):
+        run = visible_run(request, run_id)
+        try:
+            run = services.cancel_run(run, request.user)
+        except PermissionDenied as exc:
+            raise ApiPermissionDenied(str(exc)) from exc
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

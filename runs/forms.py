@@ -1,0 +1,39 @@
+from django import forms
+
+from runs.models import RunStatus
+from scripts_app.models import Environment, Script
+from scripts_app.policy import environments_usable_by, scripts_visible_to
+
+
+class RunRequestForm(forms.Form):
+    environment = forms.ModelChoiceField(queryset=Environment.objects.none(), empty_label=None)
+    params = forms.JSONField(
+        required=False, initial=dict, label="Parameters (JSON object)",
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"}),
+    )
+    dry_run = forms.BooleanField(required=False, label="Dry run")
+
+    def __init__(self, *args, user, script, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].queryset = environments_usable_by(user, script)
+
+    def clean_params(self):
+        params = self.cleaned_data["params"]
+        if params in (None, ""):
+            return {}
+        if not isinstance(params, dict):
+            raise forms.ValidationError('Parameters must be a JSON object, e.g. {"name": "Ada"}.')
+        return params
+
+
+class RunFilterForm(forms.Form):
+    script = forms.ModelChoiceField(queryset=Script.objects.none(), required=False, to_field_name="slug")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.all(), required=False,
+                                         to_field_name="slug")
+    status = forms.ChoiceField(choices=[("", "any status"), *RunStatus.choices], required=False)
+    requested_by = forms.CharField(required=False, label="Who")
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["script"].queryset = scripts_visible_to(user)

@@ -1,0 +1,139 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from scripts_app.models import Environment, Script, ScriptVersion
+
+
+class RunStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMED_OUT = "timed_out", "Timed out"
+    LOST = "lost", "Lost"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+
+
+S = RunStatus
+# target status -> the statuses it may be reached from
+TRANSITIONS = {
+    S.QUEUED: {S.AWAITING_APPROVAL},
+    S.REJECTED: {S.AWAITING_APPROVAL},
+    S.EXPIRED: {S.AWAITING_APPROVAL},
+    S.RUNNING: {S.QUEUED},
+    S.SUCCEEDED: {S.RUNNING},
+    S.FAILED: {S.RUNNING},
+    S.TIMED_OUT: {S.RUNNING},
+    S.LOST: {S.RUNNING},
+    S.CANCELLED: {S.AWAITING_APPROVAL, S.QUEUED, S.RUNNING},
+}
+FINISHED = {S.SUCCEEDED, S.FAILED, S.CANCELLED, S.TIMED_OUT, S.LOST, S.REJECTED, S.EXPIRED}
+
+
+class ImmutableRunFields(Exception):
+    pass
+
+
+class Run(models.Model):
+    """One execution of one script version, in one environment, with validated parameters.
+
+    What the run is (version, environment, parameters, requester, dry-run, resumed-from) is fixed at
+    creation; status changes only through `transition`, a conditional UPDATE.
+    """
+
+    IMMUTABLE = ("script_id", "version_id", "environment_id", "params", "requested_by_id", "dry_run",
+                 "resumed_from_id")
+
+    script = models.ForeignKey(Script, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(ScriptVersion, on_delete=models.PROTECT, related_name="runs")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="runs")
+    params = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
+    dry_run = models.BooleanField(default=False)
+    resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="resumed_by")
+
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED,
+                              db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                            on_delete=models.SET_NULL, related_name="+")
+    exit_code = models.IntegerField(null=True, blank=True)
+    output_bytes = models.BigIntegerField(default=0, help_text="Bytes of output the script wrote.")
+    output_truncated = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    status_detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["script", "-id"], name="run_script_recent"),
+            models.Index(fields=["environment", "-id"], name="run_env_recent"),
+            models.Index(fields=["requested_by", "-id"], name="run_requester_recent"),
+        ]
+
+    def __str__(self):
+        return f"Run #{self.pk} of {self.script_id} on {self.environment_id}"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._original = {f: getattr(instance, f) for f in cls.IMMUTABLE if f in instance.__dict__}
+        return instance
+
+    def save(self, *args, **kwargs):
+        original = getattr(self, "_original", None)
+        if self.pk and original:
+            changed = [f for f, v in original.items() if getattr(self, f) != v]
+            if changed:
+                raise ImmutableRunFields(f"A run's {', '.join(changed)} cannot change after creation.")
+        super().save(*args, **kwargs)
+
+    @property
+    def is_finished(self):
+        return self.status in FINISHED
+
+    @property
+    def duration(self):
+        if not self.started_at:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+    def transition(self, to, **fields):
+        """Move to status `to` if the run is still in a status that may lead there; True if it did.
+
+        One conditional UPDATE, so that two workers, a double click or a late decision cannot both win.
+        """
+        allowed = TRANSITIONS[to]
+        if to in FINISHED and "finished_at" not in fields:
+            fields["finished_at"] = timezone.now()
+        won = Run.objects.filter(pk=self.pk, status__in=allowed).update(status=to, **fields) == 1
+        if won:
+            self.status = to
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return won
+
+
+class LogChunk(models.Model):
+    """A slice of a run's output (up to ~64 KiB, flushed every ~100 ms); `seq` counts from 1."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="chunks")
+    seq = models.PositiveIntegerField()
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="unique_chunk_seq")]
+
+    def __str__(self):
+        return f"run {self.run_id} chunk {self.seq}"

@@ -1,0 +1,173 @@
+"""What can happen to a run: request, start, finish, cancel; and reading its log."""
+
+import logging
+import socket
+
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+from rq import Queue
+
+from runs.models import LogChunk, Run, RunStatus
+from scripts_app.policy import can_run_script, can_view_script, scripts_visible_to
+
+log = logging.getLogger(__name__)
+
+JOB_TIMEOUT_MARGIN_SECONDS = 120
+
+
+def group_name(run_id):
+    return f"run-{run_id}"
+
+
+def status_message(run):
+    return {
+        "type": "run.status",
+        "status": run.status,
+        "status_display": run.get_status_display(),
+        "exit_code": run.exit_code,
+        "detail": run.status_detail,
+        "finished": run.is_finished,
+        "duration": run.duration.total_seconds() if run.duration else None,
+        "output_bytes": run.output_bytes,
+    }
+
+
+def publish_status(run):
+    """Tell the run page's sockets about a status change, once the change is committed."""
+
+    def send():
+        try:
+            async_to_sync(get_channel_layer().group_send)(group_name(run.pk), status_message(run))
+        except Exception:  # a page that misses a push still shows the truth on reload
+            log.exception("could not publish status of run %s", run.pk)
+
+    transaction.on_commit(send)
+
+
+def change_status(run, to, **fields):
+    """The one way a run changes status: guarded by the state machine, then pushed to watchers."""
+    won = run.transition(to, **fields)
+    if won:
+        publish_status(run)
+    return won
+
+
+def redis_connection():
+    return redis.Redis.from_url(settings.REDIS_URL)
+
+
+def enqueue(run):
+    """Push the run's job on its environment's queue, after the transaction that made it commits."""
+    queue = Queue(run.environment.queue_name, connection=redis_connection())
+    timeout = run.script.timeout_seconds + settings.BACKFILL_KILL_GRACE_SECONDS + JOB_TIMEOUT_MARGIN_SECONDS
+    transaction.on_commit(
+        lambda: queue.enqueue("runs.jobs.execute_run", run.pk, job_id=f"run-{run.pk}", job_timeout=int(timeout),
+                              result_ttl=3600, failure_ttl=7 * 24 * 3600)
+    )
+
+
+def request_run(user, script, environment, params, dry_run=False):
+    """Create a run of the script's current version if `user` may run it there, and queue it."""
+    if not can_run_script(user, script, environment):
+        raise PermissionDenied(f"You may not run {script} in {environment}.")
+    if script.current_version is None:
+        raise ValidationError({"script": "This script has no source yet."})
+    if not isinstance(params, dict):
+        raise ValidationError({"params": "Parameters must be a JSON object."})
+    with transaction.atomic():
+        run = Run.objects.create(
+            script=script, version=script.current_version, environment=environment, params=params,
+            requested_by=user, dry_run=dry_run, status=RunStatus.QUEUED,
+        )
+        enqueue(run)
+    return run
+
+
+def may_cancel(user, run):
+    """Those who may run the script in that environment may stop its runs."""
+    return can_run_script(user, run.script, run.environment)
+
+
+def cancel_run(run, user):
+    """Cancel a run that has not started; ask a running one to stop (its supervisor kills it)."""
+    if not may_cancel(user, run):
+        raise PermissionDenied("You may not cancel this run.")
+    if change_status(run, RunStatus.CANCELLED, status_detail=f"Cancelled by {user} before it started."):
+        return run
+    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at=None).update(
+        cancel_requested_at=timezone.now(), cancel_requested_by=user
+    )
+    run.refresh_from_db()
+    return run
+
+
+def start_run(run):
+    """Claim a queued run for this worker; False when another worker (or a cancel) got there first."""
+    now = timezone.now()
+    worker = f"{socket.gethostname()}"
+    return change_status(run, RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker)
+
+
+def visible_run_or_none(user, run_id):
+    run = Run.objects.select_related("script", "environment", "version", "requested_by").filter(pk=run_id).first()
+    if run is None or not can_view_script(user, run.script):
+        return None
+    return run
+
+
+def chunks_after(run_id, after_seq, limit=1000):
+    """Stored chunks with seq > after_seq, oldest first (keyset on seq)."""
+    return list(
+        LogChunk.objects.filter(run_id=run_id, seq__gt=after_seq).order_by("seq").values("seq", "text")[:limit]
+    )
+
+
+def log_tail(run_id, max_bytes):
+    """The newest chunks whose total text stays within max_bytes (at least one), oldest first."""
+    picked, total = [], 0
+    for chunk in LogChunk.objects.filter(run_id=run_id).order_by("-seq").values("seq", "text")[:2000]:
+        total += len(chunk["text"])
+        if picked and total > max_bytes:
+            break
+        picked.append(chunk)
+    picked.reverse()
+    return picked
+
+
+def iter_full_log(run_id, batch=200):
+    """The whole log as text pieces, read in keyset batches so memory stays flat."""
+    after = 0
+    while True:
+        rows = chunks_after(run_id, after, batch)
+        if not rows:
+            return
+        for row in rows:
+            yield row["text"]
+        after = rows[-1]["seq"]
+
+
+def runs_visible_to(user):
+    return Run.objects.filter(script__in=scripts_visible_to(user).values("pk"))
+
+
+def run_history(user, script=None, environment=None, status="", requested_by="", before=None, page_size=50):
+    """A page of visible runs, newest first, keyset-paginated on id; returns (runs, next `before`)."""
+    runs = runs_visible_to(user).select_related("script", "environment", "requested_by", "version")
+    if script:
+        runs = runs.filter(script=script)
+    if environment:
+        runs = runs.filter(environment=environment)
+    if status:
+        runs = runs.filter(status=status)
+    if requested_by:
+        runs = runs.filter(requested_by__username=requested_by)
+    if before:
+        runs = runs.filter(pk__lt=before)
+    page = list(runs.order_by("-pk")[: page_size + 1])
+    next_before = page[page_size - 1].pk if len(page) > page_size else None
+    return page[:page_size], next_before

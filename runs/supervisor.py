@@ -1,0 +1,325 @@
+"""Runs one script version in a child process and supervises it (DESIGN section 4, step 3).
+
+The child gets a private temporary directory and an environment built from scratch: the
+environment's secrets, the parameters and BACKFILL_* variables, never the worker's own environment.
+Its output is read without blocking, masked, stored in chunks and published chunk by chunk.
+"""
+
+import asyncio
+import codecs
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import timezone
+
+from runs import services
+from runs.models import LogChunk, Run, RunStatus
+
+MASK = "********"
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+POLL_SECONDS = 0.25
+ORPHAN_PIPE_GRACE_SECONDS = 1.0
+
+
+class SecretMasker:
+    """Replaces secret values in a stream of text, even when one is split across two reads."""
+
+    def __init__(self, values):
+        self.values = sorted({v for v in values if v}, key=len, reverse=True)
+        self.pattern = re.compile("|".join(map(re.escape, self.values))) if self.values else None
+
+    def mask(self, text):
+        return self.pattern.sub(MASK, text) if self.pattern else text
+
+    def safe_cut(self, text):
+        """Index up to which `text` can be emitted: past it, a secret might still be completing."""
+        if not self.pattern:
+            return len(text)
+        cut = len(text)
+        longest = len(self.values[0])
+        for start in range(max(0, len(text) - longest + 1), len(text)):
+            tail = text[start:]
+            if any(v.startswith(tail) for v in self.values):
+                cut = start
+                break
+        for match in self.pattern.finditer(text, max(0, cut - longest), len(text)):
+            if match.start() < cut < match.end():
+                cut = match.end()
+        return cut
+
+
+class Publisher:
+    """Sends channel-layer messages from a thread of its own, in order, without blocking the reader."""
+
+    def __init__(self, group):
+        self.group = group
+        self.loop = asyncio.new_event_loop()
+        self.queue = None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"publish-{group}", daemon=True)
+        self.thread.start()
+        self.ready.wait()
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.queue = asyncio.Queue()
+        self.ready.set()
+        self.loop.run_until_complete(self._drain())
+
+    async def _drain(self):
+        layer = get_channel_layer()
+        while (message := await self.queue.get()) is not None:
+            try:
+                await layer.group_send(self.group, message)
+            except Exception:  # watchers catch up from the database on reconnect
+                services.log.exception("could not publish to %s", self.group)
+
+    def send(self, message):
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, message)
+
+    def close(self):
+        """Send what is queued, then stop. Safe to call twice."""
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
+            self.thread.join(timeout=10)
+
+
+class LogWriter:
+    """Buffers a run's output; flushes it as one stored, published chunk every ~100 ms or 64 KiB."""
+
+    def __init__(self, run_id, masker, publisher):
+        self.run_id = run_id
+        self.masker = masker
+        self.publisher = publisher
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.pending = ""
+        self.pending_since = None
+        self.seq = 0
+        self.total_bytes = 0
+        self.stored_bytes = 0
+        self.truncated = False
+        self.max_bytes = settings.BACKFILL_MAX_OUTPUT_BYTES
+
+    def feed(self, data):
+        self.total_bytes += len(data)
+        if self.truncated:
+            return
+        if self.pending_since is None:
+            self.pending_since = time.monotonic()
+        self.pending += self.decoder.decode(data)
+        if len(self.pending) >= settings.BACKFILL_LOG_FLUSH_BYTES:
+            self.flush()
+
+    def flush_if_due(self, now):
+        if self.pending_since is not None and now - self.pending_since >= settings.BACKFILL_LOG_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self, final=False):
+        if final:
+            self.pending += self.decoder.decode(b"", final=True)
+        cut = len(self.pending) if final else self.masker.safe_cut(self.pending)
+        text, self.pending = self.masker.mask(self.pending[:cut]), self.pending[cut:]
+        self.pending_since = time.monotonic() if self.pending else None
+        if text and not self.truncated:
+            self._store(self._within_cap(text))
+
+    def _within_cap(self, text):
+        size = len(text.encode())
+        if self.stored_bytes + size <= self.max_bytes:
+            self.stored_bytes += size
+            return text
+        room = self.max_bytes - self.stored_bytes
+        kept = text.encode()[:room].decode(errors="ignore")
+        self.stored_bytes = self.max_bytes
+        self.truncated = True
+        return kept + (f"\n[output truncated: the run wrote more than {self.max_bytes} bytes; "
+                       "the rest was not kept]\n")
+
+    def _store(self, text):
+        self.seq += 1
+        LogChunk.objects.create(run_id=self.run_id, seq=self.seq, text=text)
+        self.publisher.send({"type": "run.chunk", "seq": self.seq, "text": text})
+
+
+def param_env_name(name):
+    return "BACKFILL_PARAM_" + re.sub(r"[^A-Z0-9]", "_", str(name).upper())
+
+
+def param_env_value(value):
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def child_environment(run, workdir, params_file):
+    """Built from scratch: nothing of the worker's own environment reaches the script."""
+    env = {secret.name: secret.get_value() for secret in run.environment.secrets.all()}
+    env.update(
+        PATH=SAFE_PATH, HOME=workdir, TMPDIR=workdir, LANG="C.UTF-8", LC_ALL="C.UTF-8",
+        PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1",
+        BACKFILL_RUN_ID=str(run.pk), BACKFILL_SCRIPT=run.script.slug,
+        BACKFILL_SCRIPT_VERSION=str(run.version.number), BACKFILL_ENVIRONMENT=run.environment.slug,
+        BACKFILL_DRY_RUN="1" if run.dry_run else "0", BACKFILL_PARAMS_FILE=params_file,
+    )
+    env.update({param_env_name(k): param_env_value(v) for k, v in run.params.items()})
+    return env
+
+
+def command_for(run, script_path):
+    if run.script.language == "bash":
+        return [run.environment.bash_path or "/bin/bash", script_path]
+    return [run.environment.python_path or sys.executable, script_path]
+
+
+def prepare_workdir(run):
+    """A private (0700) directory holding the script's source and its parameters file."""
+    workdir = tempfile.mkdtemp(prefix=f"backfill-run-{run.pk}-", dir=settings.BACKFILL_TEMP_DIR)
+    script_path = os.path.join(workdir, "script.sh" if run.script.language == "bash" else "script.py")
+    params_file = os.path.join(workdir, "params.json")
+    for path, content in ((script_path, run.version.source), (params_file, json.dumps(run.params))):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+    return workdir, script_path, params_file
+
+
+def kill_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class Outcome:
+    status: str
+    exit_code: int | None
+    detail: str
+
+
+class Supervision:
+    """The loop that reads output, heartbeats, applies cancel and timeout, until the child is gone."""
+
+    def __init__(self, run, proc, writer):
+        self.run = run
+        self.proc = proc
+        self.writer = writer
+        self.started = time.monotonic()
+        self.deadline = self.started + run.script.timeout_seconds
+        self.stop_reason = None
+        self.stop_at = None
+        self.killed = False
+        self.next_poll = 0.0
+        self.next_heartbeat = 0.0
+        self.exited_at = None
+
+    def run_loop(self):
+        fd = self.proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            open_pipe = True
+            while True:
+                for _ in selector.select(timeout=POLL_SECONDS / 2 if open_pipe else POLL_SECONDS):
+                    data = os.read(fd, 65536)
+                    if data:
+                        self.writer.feed(data)
+                    else:
+                        selector.unregister(fd)
+                        open_pipe = False
+                now = time.monotonic()
+                self.writer.flush_if_due(now)
+                self.tick(now)
+                if self.proc.poll() is not None:
+                    if not open_pipe:
+                        break
+                    self.exited_at = self.exited_at or now
+                    if now - self.exited_at > ORPHAN_PIPE_GRACE_SECONDS:
+                        # The script exited but a child of it still holds the output open.
+                        kill_group(self.proc.pid, signal.SIGKILL)
+        kill_group(self.proc.pid, signal.SIGKILL)  # leave no stray children behind
+        self.writer.flush(final=True)
+        return self.outcome()
+
+    def tick(self, now):
+        if now >= self.next_poll:
+            self.next_poll = now + POLL_SECONDS
+            self.poll_run(now)
+        if self.stop_reason is None and now >= self.deadline:
+            self.stop(f"Timed out after {self.run.script.timeout_seconds} s.", RunStatus.TIMED_OUT, now)
+        if self.stop_at and not self.killed and now >= self.stop_at + settings.BACKFILL_KILL_GRACE_SECONDS:
+            kill_group(self.proc.pid, signal.SIGKILL)
+            self.killed = True
+
+    def poll_run(self, now):
+        fields = {}
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + settings.BACKFILL_HEARTBEAT_SECONDS
+            fields = {"heartbeat_at": timezone.now(), "output_bytes": self.writer.total_bytes}
+        rows = Run.objects.filter(pk=self.run.pk)
+        if fields:
+            rows.update(**fields)
+        cancel = rows.values_list("cancel_requested_at", "cancel_requested_by__username").first()
+        if cancel and cancel[0] and self.stop_reason is None:
+            self.stop(f"Cancelled by {cancel[1] or 'a user'}.", RunStatus.CANCELLED, now)
+
+    def stop(self, detail, status, now):
+        """SIGTERM the script's whole process group; SIGKILL follows after the grace period."""
+        self.stop_reason = (status, detail)
+        self.stop_at = now
+        kill_group(self.proc.pid, signal.SIGTERM)
+
+    def outcome(self):
+        code = self.proc.wait()
+        if self.stop_reason:
+            status, detail = self.stop_reason
+        elif code == 0:
+            status, detail = RunStatus.SUCCEEDED, "Exited with code 0."
+        elif code < 0:
+            status, detail = RunStatus.FAILED, f"Killed by signal {signal.Signals(-code).name}."
+        else:
+            status, detail = RunStatus.FAILED, f"Exited with code {code}."
+        if self.writer.truncated:
+            detail += " Output was truncated."
+        return Outcome(status, code, detail)
+
+
+def supervise(run):
+    """Execute `run` (already claimed as running) to its end and record how it ended."""
+    publisher = Publisher(services.group_name(run.pk))
+    masker = SecretMasker(secret.get_value() for secret in run.environment.secrets.all())
+    writer = LogWriter(run.pk, masker, publisher)
+    workdir, script_path, params_file = prepare_workdir(run)
+    try:
+        try:
+            proc = subprocess.Popen(
+                command_for(run, script_path), cwd=workdir, env=child_environment(run, workdir, params_file),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True,
+            )
+        except OSError as exc:
+            writer.feed(f"Could not start the script: {exc}\n".encode())
+            writer.flush(final=True)
+            outcome = Outcome(RunStatus.FAILED, None, f"Could not start: {exc.strerror or exc}.")
+        else:
+            with proc:
+                outcome = Supervision(run, proc, writer).run_loop()
+        publisher.close()  # every chunk reaches watchers before the final status does
+        services.change_status(
+            run, outcome.status, exit_code=outcome.exit_code, status_detail=outcome.detail[:500],
+            output_bytes=writer.total_bytes, output_truncated=writer.truncated, heartbeat_at=timezone.now(),
+        )
+    finally:
+        publisher.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return run

@@ -1,0 +1,86 @@
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from runs import services
+from runs.forms import RunFilterForm, RunRequestForm
+from scripts_app.policy import scripts_visible_to
+
+
+def visible_script_or_404(user, slug):
+    script = scripts_visible_to(user).select_related("current_version", "owner_team").filter(slug=slug).first()
+    if script is None:
+        raise Http404("No such script.")
+    return script
+
+
+def visible_run_or_404(user, run_id):
+    run = services.visible_run_or_none(user, run_id)
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+@login_required
+def script_detail(request, slug):
+    script = visible_script_or_404(request.user, slug)
+    form = RunRequestForm(request.POST or None, user=request.user, script=script)
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.request_run(request.user, script, form.cleaned_data["environment"],
+                                       form.cleaned_data["params"], form.cleaned_data["dry_run"])
+        except (PermissionDenied, ValidationError) as exc:
+            form.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
+        else:
+            return redirect("run_detail", run_id=run.pk)
+    recent, _ = services.run_history(request.user, script=script, page_size=10)
+    return render(request, "runs/script_detail.html", {
+        "script": script, "form": form, "recent_runs": recent,
+        "versions": script.versions.select_related("author")[:20],
+    }, status=400 if form.errors else 200)
+
+
+@login_required
+def run_detail(request, run_id):
+    run = visible_run_or_404(request.user, run_id)
+    tail = services.log_tail(run.pk, settings.BACKFILL_PAGE_TAIL_BYTES)
+    return render(request, "runs/run_detail.html", {
+        "run": run, "tail": tail, "tail_is_partial": bool(tail) and tail[0]["seq"] > 1,
+        "status": services.status_message(run),
+        "can_cancel": not run.is_finished and services.may_cancel(request.user, run),
+    })
+
+
+@login_required
+def run_log_download(request, run_id):
+    run = visible_run_or_404(request.user, run_id)
+    response = StreamingHttpResponse(
+        (piece.encode() for piece in services.iter_full_log(run.pk)), content_type="text/plain; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-{run.script.slug}.log"'
+    return response
+
+
+@login_required
+@require_POST
+def run_cancel(request, run_id):
+    run = visible_run_or_404(request.user, run_id)
+    services.cancel_run(run, request.user)
+    return redirect("run_detail", run_id=run.pk)
+
+
+@login_required
+def run_list(request):
+    form = RunFilterForm(request.GET or None, user=request.user)
+    filters = form.cleaned_data if form.is_valid() else {}
+    filters = {k: v for k, v in filters.items() if v}
+    runs, next_before = services.run_history(request.user, **filters)
+    next_query = request.GET.copy()
+    next_query["before"] = next_before
+    return render(request, "runs/run_list.html", {
+        "form": form, "runs": runs, "next_query": next_query.urlencode() if next_before else None,
+    }, status=400 if form.errors else 200)
+

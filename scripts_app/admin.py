@@ -1,0 +1,153 @@
+from django import forms
+from django.contrib import admin, messages
+from guardian.admin import GuardedModelAdmin
+
+from scripts_app.models import ApiToken, Environment, Script, ScriptVersion, Secret
+
+CODE_WIDGET = forms.Textarea(attrs={"rows": 24, "cols": 100, "class": "code-editor", "spellcheck": "false",
+                                    "style": "font-family: ui-monospace, Menlo, Consolas, monospace; "
+                                             "font-size: 13px; width: 100%; tab-size: 4;"})
+
+
+class SecretInline(admin.TabularInline):
+    model = Secret
+    fields = ["name", "updated_at"]
+    readonly_fields = ["name", "updated_at"]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(GuardedModelAdmin):
+    list_display = ["name", "slug", "queue_name", "python_path"]
+    search_fields = ["name", "slug", "queue_name"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [SecretInline]
+
+
+class ScriptAdminForm(forms.ModelForm):
+    source = forms.CharField(widget=CODE_WIDGET, required=False, strip=False,
+                             help_text="Saving changed code creates a new version; runs keep the version they ran.")
+    version_message = forms.CharField(required=False, max_length=500,
+                                      help_text="What changed (kept with the new version).")
+
+    class Meta:
+        model = Script
+        fields = ["name", "slug", "description", "language", "owner_team", "allowed_environments",
+                  "timeout_seconds"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.current_version_id:
+            self.fields["source"].initial = self.instance.current_version.source
+
+    def clean_source(self):
+        source = self.cleaned_data["source"].replace("\r\n", "\n")
+        if not source.strip():
+            raise forms.ValidationError("A script needs some code.")
+        return source
+
+
+class ScriptVersionInline(admin.TabularInline):
+    model = ScriptVersion
+    fields = ["number", "sha256", "author", "message", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-number"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Script)
+class ScriptAdmin(GuardedModelAdmin):
+    form = ScriptAdminForm
+    list_display = ["name", "slug", "language", "owner_team", "current_version", "timeout_seconds", "updated_at"]
+    list_filter = ["language", "owner_team", "allowed_environments"]
+    search_fields = ["name", "slug", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["allowed_environments"]
+    list_select_related = ["owner_team", "current_version"]
+    inlines = [ScriptVersionInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "description", "language", "owner_team"]}),
+        ("Where and how long", {"fields": ["allowed_environments", "timeout_seconds"]}),
+        ("Code", {"fields": ["source", "version_message"]}),
+    ]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        form.instance.save_source(form.cleaned_data["source"], author=request.user,
+                                  message=form.cleaned_data["version_message"])
+
+
+@admin.register(ScriptVersion)
+class ScriptVersionAdmin(admin.ModelAdmin):
+    list_display = ["script", "number", "sha256", "author", "message", "created_at"]
+    list_filter = ["script"]
+    search_fields = ["script__name", "sha256", "message"]
+    list_select_related = ["script", "author"]
+    readonly_fields = ["script", "number", "source", "sha256", "author", "message", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class SecretAdminForm(forms.ModelForm):
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False, strip=False,
+        help_text="Write-only: never shown after saving. Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ["environment", "name"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.pk and not cleaned.get("value"):
+            self.add_error("value", "A new secret needs a value.")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("value"):
+            self.instance.set_value(self.cleaned_data["value"])
+        return super().save(commit)
+
+
+@admin.register(Secret)
+class SecretAdmin(admin.ModelAdmin):
+    form = SecretAdminForm
+    list_display = ["name", "environment", "updated_at"]
+    list_filter = ["environment"]
+    search_fields = ["name"]
+    list_select_related = ["environment"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "name", "key_prefix", "created_at", "last_used_at"]
+    search_fields = ["user__username", "name", "key_prefix"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "key_prefix", "created_at", "last_used_at"]
+    readonly_fields = ["key_prefix", "created_at", "last_used_at"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        key = obj.assign_new_key()
+        super().save_model(request, obj, form, change)
+        messages.warning(request, f"API token for {obj.user}: {key} (copy it now; it is not shown again)")

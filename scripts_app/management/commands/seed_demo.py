@@ -1,0 +1,113 @@
+"""Demo data for a newcomer: environments, teams, users for each role and two scripts. Idempotent."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.management.base import BaseCommand
+from guardian.shortcuts import assign_perm
+
+from scripts_app.models import Environment, Script, Secret
+
+DEMO_PASSWORD = "backfill-demo"
+
+HELLO = '''"""Says hello, in colour, over a few seconds."""
+import json
+import os
+import time
+
+with open(os.environ["BACKFILL_PARAMS_FILE"]) as f:
+    params = json.load(f)
+name = params.get("name", "world")
+
+print(f"\\033[1;32mHello, {name}!\\033[0m")
+print(f"Running on {os.environ['BACKFILL_ENVIRONMENT']}, run #{os.environ['BACKFILL_RUN_ID']}.")
+print(f"The API key this environment gives me is {os.environ.get('DEMO_API_KEY', 'not set')}.")
+for step in range(1, 6):
+    time.sleep(0.7)
+    print(f"step {step}/5: \\033[36mworking\\033[0m")
+time.sleep(0.7)
+print("\\033[1;33mAll done.\\033[0m")
+'''
+
+TICKER = '''#!/bin/bash
+# Prints a line every second for about a minute.
+seconds="${BACKFILL_PARAM_SECONDS:-60}"
+for i in $(seq 1 "$seconds"); do
+  echo "tick $i of $seconds at $(date +%H:%M:%S)"
+  sleep 1
+done
+echo "finished after $seconds ticks"
+'''
+
+ENGINEERING_PERMISSIONS = ["view_script", "run_script", "add_script", "change_script", "view_scriptversion",
+                           "view_environment", "view_run", "view_logchunk"]
+
+ROLES = {
+    # username: (team, is_staff, is_superuser)
+    "admin": (None, True, True),
+    "engineer": ("engineering", True, False),
+    "ops": ("ops", False, False),
+    "viewer": ("viewers", False, False),
+}
+
+
+class Command(BaseCommand):
+    help = "Create (or bring up to date) the demo environments, teams, users and scripts."
+
+    def handle(self, *args, **options):
+        staging = self.environment("Staging", "staging")
+        production = self.environment("Production", "production")
+        self.secret(staging, "DEMO_API_KEY", "stg-demo-key-4f9a2c")
+        self.secret(production, "DEMO_API_KEY", "prd-demo-key-8b1e7d")
+        teams = {name: Group.objects.get_or_create(name=name)[0] for name in ("engineering", "ops", "viewers")}
+        users = {name: self.user(name, *role, teams) for name, role in ROLES.items()}
+
+        hello = self.script("Hello", "hello", "python", HELLO, teams["engineering"], [staging, production],
+                            "Greets someone in colour over a few seconds. Parameter: name.", users["engineer"])
+        ticker = self.script("Ticker", "ticker", "bash", TICKER, teams["engineering"], [staging, production],
+                             "Prints a line every second for about a minute. Parameter: seconds.",
+                             users["engineer"])
+
+        # Engineering may see, run, add and edit every script (global permissions); the others get
+        # permissions on these scripts only.
+        for perm in ENGINEERING_PERMISSIONS:
+            teams["engineering"].permissions.add(Permission.objects.get(codename=perm))
+        for script in (hello, ticker):
+            assign_perm("scripts_app.view_script", teams["viewers"], script)
+        for perm in ("view_script", "run_script"):
+            assign_perm(f"scripts_app.{perm}", teams["ops"], hello)
+        for env in (staging, production):
+            assign_perm("scripts_app.use_environment", teams["engineering"], env)
+        assign_perm("scripts_app.use_environment", teams["ops"], production)
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready. Sign in with one of (password for all: "
+                                             f"{DEMO_PASSWORD}): {', '.join(ROLES)}"))
+
+    def environment(self, name, slug):
+        env, _ = Environment.objects.get_or_create(slug=slug, defaults={"name": name, "queue_name": slug})
+        return env
+
+    def secret(self, environment, name, value):
+        if not Secret.objects.filter(environment=environment, name=name).exists():
+            secret = Secret(environment=environment, name=name)
+            secret.set_value(value)
+            secret.save()
+
+    def user(self, username, team, is_staff, is_superuser, teams):
+        user, created = get_user_model().objects.get_or_create(
+            username=username,
+            defaults={"email": f"{username}@example.com", "is_staff": is_staff, "is_superuser": is_superuser},
+        )
+        if created:
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+        if team:
+            user.groups.add(teams[team])
+        return user
+
+    def script(self, name, slug, language, source, team, environments, description, author):
+        script, _ = Script.objects.get_or_create(
+            slug=slug, defaults={"name": name, "language": language, "owner_team": team, "description": description}
+        )
+        script.allowed_environments.add(*environments)
+        script.save_source(source, author=author, message="Demo script")
+        return script

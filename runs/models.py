@@ -84,8 +84,8 @@ class Run(models.Model):
         return f"Run #{self.pk} of {self.script_id} on {self.environment_id}"
 
     @classmethod
-    def from_db(cls, db, field_names, values):
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, *args, **kwargs):
+        instance = super().from_db(*args, **kwargs)
         instance._original = {f: getattr(instance, f) for f in cls.IMMUTABLE if f in instance.__dict__}
         return instance
 
@@ -107,12 +107,13 @@ class Run(models.Model):
             return None
         return (self.finished_at or timezone.now()) - self.started_at
 
-    def transition(self, to, **fields):
+    def transition(self, to, only_from=None, **fields):
         """Move to status `to` if the run is still in a status that may lead there; True if it did.
 
         One conditional UPDATE, so that two workers, a double click or a late decision cannot both win.
+        `only_from` narrows the statuses it may come from.
         """
-        allowed = TRANSITIONS[to]
+        allowed = TRANSITIONS[to] if only_from is None else TRANSITIONS[to] & set(only_from)
         if to in FINISHED and "finished_at" not in fields:
             fields["finished_at"] = timezone.now()
         won = Run.objects.filter(pk=self.pk, status__in=allowed).update(status=to, **fields) == 1

@@ -49,9 +49,9 @@ def publish_status(run):
     transaction.on_commit(send)
 
 
-def change_status(run, to, **fields):
+def change_status(run, to, only_from=None, **fields):
     """The one way a run changes status: guarded by the state machine, then pushed to watchers."""
-    won = run.transition(to, **fields)
+    won = run.transition(to, only_from, **fields)
     if won:
         publish_status(run)
     return won
@@ -97,7 +97,8 @@ def cancel_run(run, user):
     """Cancel a run that has not started; ask a running one to stop (its supervisor kills it)."""
     if not may_cancel(user, run):
         raise PermissionDenied("You may not cancel this run.")
-    if change_status(run, RunStatus.CANCELLED, status_detail=f"Cancelled by {user} before it started."):
+    not_started = {RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED}
+    if change_status(run, RunStatus.CANCELLED, not_started, status_detail=f"Cancelled by {user} before it started."):
         return run
     Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at=None).update(
         cancel_requested_at=timezone.now(), cancel_requested_by=user

@@ -1,0 +1,150 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from guardian.shortcuts import assign_perm
+from rq import Queue, SimpleWorker
+
+from scripts_app.models import Environment, Script, Secret
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def clean_redis():
+    """Tests use their own Redis database (REDIS_URL), emptied before each test."""
+    conn = redis.Redis.from_url(settings.REDIS_URL)
+    conn.flushdb()
+    yield conn
+
+
+@pytest.fixture
+def staging(db):
+    return Environment.objects.create(name="Staging", slug="staging", queue_name="test-staging")
+
+
+@pytest.fixture
+def production(db):
+    return Environment.objects.create(name="Production", slug="production", queue_name="test-production")
+
+
+@pytest.fixture
+def make_user(db, django_user_model):
+    def make(username, *, groups=(), **extra):
+        user = django_user_model.objects.create_user(username=username, password=PASSWORD,
+                                                     email=f"{username}@example.com", **extra)
+        for name in groups:
+            user.groups.add(Group.objects.get_or_create(name=name)[0])
+        return user
+
+    return make
+
+
+@pytest.fixture
+def make_script(db, staging):
+    def make(source, *, slug="demo", language="python", environments=None, timeout=60, author=None):
+        script = Script.objects.create(name=slug.title(), slug=slug, language=language, timeout_seconds=timeout)
+        script.allowed_environments.set(environments or [staging])
+        script.save_source(source, author=author)
+        return script
+
+    return make
+
+
+def grant_runner(user, script, *environments):
+    assign_perm("scripts_app.view_script", user, script)
+    assign_perm("scripts_app.run_script", user, script)
+    for env in environments:
+        assign_perm("scripts_app.use_environment", user, env)
+
+
+@pytest.fixture
+def engineer(make_user, staging, production):
+    """May see, run and edit every script (global permissions) on staging and production."""
+    user = make_user("engineer", groups=["engineering"])
+    team = user.groups.get()
+    for codename in ("view_script", "run_script", "change_script", "add_script"):
+        team.permissions.add(Permission.objects.get(codename=codename))
+    for env in (staging, production):
+        assign_perm("scripts_app.use_environment", team, env)
+    return user
+
+
+@pytest.fixture
+def secret(staging):
+    s = Secret(environment=staging, name="API_TOKEN")
+    s.set_value("sup3r-s3cret-value-42")
+    s.save()
+    return s
+
+
+def work_queue(queue_name):
+    """Run a real RQ worker in burst mode (in this process) until the queue is empty."""
+    worker = SimpleWorker([Queue(queue_name, connection=redis.Redis.from_url(settings.REDIS_URL))],
+                          connection=redis.Redis.from_url(settings.REDIS_URL))
+    worker.work(burst=True, with_scheduler=False)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def subprocess_env():
+    """The environment for a server or worker process that must use this test run's database."""
+    db = connection.settings_dict
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    return {**os.environ, "DATABASE_URL": url}
+
+
+class LiveStack:
+    """A real daphne and a real RQ worker (forking, as in production) against the test database."""
+
+    def __init__(self, queues):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = subprocess_env()
+        self.procs = [
+            subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                              "backfill_site.asgi:application"], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen([sys.executable, "manage.py", "backfill_worker", *queues], cwd=ROOT, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        ]
+        wait_for_port(self.port)
+
+    def stop(self):
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def live_stack(transactional_db, staging, production):
+    stack = LiveStack([staging.queue_name, production.queue_name])
+    yield stack
+    stack.stop()

@@ -32,7 +32,7 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
             self.last_seq = 0
         await self.send_backlog()
         fresh = await database_sync_to_async(services.visible_run_or_none)(self.scope["user"], self.run_id)
-        await self.send_json(services.status_message(fresh))
+        await self.send_json({**services.status_message(fresh), "type": "status"})
 
     async def disconnect(self, code):
         if hasattr(self, "group"):

@@ -148,3 +148,24 @@ def live_stack(transactional_db, staging, production):
     stack = LiveStack([staging.queue_name, production.queue_name])
     yield stack
     stack.stop()
+
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Drive Debian's Chromium (Playwright's own browser download does not work here)."""
+    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_FLAGS}
+
+
+@pytest.fixture
+def demo_stack(transactional_db):
+    """The demo data of `manage.py seed_demo`, served by a real daphne and worked by a real worker."""
+    from django.core.management import call_command
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))
+    stack = LiveStack(["staging", "production"])
+    yield stack
+    stack.stop()

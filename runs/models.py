@@ -83,12 +83,6 @@ class Run(models.Model):
     def __str__(self):
         return f"Run #{self.pk} of {self.script_id} on {self.environment_id}"
 
-    @classmethod
-    def from_db(cls, *args, **kwargs):
-        instance = super().from_db(*args, **kwargs)
-        instance._original = {f: getattr(instance, f) for f in cls.IMMUTABLE if f in instance.__dict__}
-        return instance
-
     def save(self, *args, **kwargs):
         original = getattr(self, "_original", None)
         if self.pk and original:
@@ -96,6 +90,12 @@ class Run(models.Model):
             if changed:
                 raise ImmutableRunFields(f"A run's {', '.join(changed)} cannot change after creation.")
         super().save(*args, **kwargs)
+
+    @classmethod
+    def from_db(cls, *args, **kwargs):
+        instance = super().from_db(*args, **kwargs)
+        instance._original = {f: getattr(instance, f) for f in cls.IMMUTABLE if f in instance.__dict__}
+        return instance
 
     @property
     def is_finished(self):

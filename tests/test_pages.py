@@ -202,7 +202,8 @@ def test_script_versions_are_immutable(hello):
 
 def test_production_settings_pass_the_deploy_check():
     env = {k: v for k, v in os.environ.items() if k not in ("SECURE_SSL_REDIRECT", "SECURE_COOKIES")}
-    env.update(DEBUG="0", SECRET_KEY="k" * 20 + "-Qz8#f!2@xv9$LmN0pR7^tW4&yB6*cE1", ALLOWED_HOSTS="backfill.example.com",
+    env.update(DEBUG="0", SECRET_KEY="k" * 20 + "-Qz8#f!2@xv9$LmN0pR7^tW4&yB6*cE1",
+               ALLOWED_HOSTS="backfill.example.com",
                SECRETS_ENCRYPTION_KEY="akLOwfL4kAJ9TinHxZ3BOBtBdvnw-Tci2cmlainYcpw=")
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                             cwd=ROOT, env=env, capture_output=True, text=True)

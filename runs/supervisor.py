@@ -132,8 +132,11 @@ class LogWriter:
         cut = len(self.pending) if final else self.masker.safe_cut(self.pending)
         text, self.pending = self.masker.mask(self.pending[:cut]), self.pending[cut:]
         self.pending_since = time.monotonic() if self.pending else None
-        if text and not self.truncated:
-            self._store(self._within_cap(text))
+        size = settings.BACKFILL_LOG_FLUSH_BYTES
+        for start in range(0, len(text), size):
+            if self.truncated:
+                break
+            self._store(self._within_cap(text[start:start + size]))
 
     def _within_cap(self, text):
         size = len(text.encode())

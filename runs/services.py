@@ -131,7 +131,8 @@ def chunks_after(run_id, after_seq, limit=1000):
 def log_tail(run_id, max_bytes):
     """The newest chunks whose total text stays within max_bytes (at least one), oldest first."""
     picked, total = [], 0
-    for chunk in LogChunk.objects.filter(run_id=run_id).order_by("-seq").values("seq", "text")[:2000]:
+    newest_first = LogChunk.objects.filter(run_id=run_id).order_by("-seq").values("seq", "text")
+    for chunk in newest_first.iterator(chunk_size=16):  # stream: chunks are up to 64 KiB each
         total += len(chunk["text"])
         if picked and total > max_bytes:
             break

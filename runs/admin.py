@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from runs.models import LogChunk, Run
+from runs.services import runs_visible_to
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -17,11 +18,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class RunAdmin(ReadOnlyAdmin):
     list_display = ["id", "script", "environment", "status", "requested_by", "created_at", "started_at",
                     "finished_at", "exit_code", "output_bytes"]
-    list_filter = ["status", "environment", "script", "dry_run"]
-    search_fields = ["id", "script__name", "requested_by__username", "status_detail"]
+    list_filter = ["status", "environment", "dry_run"]
+    search_fields = ["=id", "script__name", "script__slug", "requested_by__username", "status_detail"]
     list_select_related = ["script", "environment", "requested_by"]
     date_hierarchy = "created_at"
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        return runs_visible_to(request.user).select_related(*self.list_select_related)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -33,3 +37,6 @@ class LogChunkAdmin(ReadOnlyAdmin):
     list_select_related = ["run__script", "run__environment"]
     search_fields = ["=run__id"]
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(run__in=runs_visible_to(request.user).values("pk"))

@@ -1,6 +1,7 @@
 """What can happen to a run: request, start, finish, cancel; and reading its log."""
 
 import logging
+import os
 import socket
 
 import redis
@@ -12,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from rq import Queue
 
+from audit.services import record
 from runs.models import LogChunk, Run, RunStatus
 from scripts_app.policy import can_run_script, can_view_script, scripts_visible_to
 
@@ -84,6 +86,8 @@ def request_run(user, script, environment, params, dry_run=False):
             script=script, version=script.current_version, environment=environment, params=params,
             requested_by=user, dry_run=dry_run, status=RunStatus.QUEUED,
         )
+        record("run.requested", run, actor=user, script=script.slug, environment=environment.slug,
+               version=run.version.number, params=params, dry_run=dry_run)
         enqueue(run)
     return run
 
@@ -99,10 +103,13 @@ def cancel_run(run, user):
         raise PermissionDenied("You may not cancel this run.")
     not_started = {RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED}
     if change_status(run, RunStatus.CANCELLED, not_started, status_detail=f"Cancelled by {user} before it started."):
+        record("run.cancelled", run, actor=user, before_start=True)
         return run
-    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at=None).update(
+    asked = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at=None).update(
         cancel_requested_at=timezone.now(), cancel_requested_by=user
     )
+    if asked:
+        record("run.cancelled", run, actor=user, before_start=False)
     run.refresh_from_db()
     return run
 
@@ -110,8 +117,20 @@ def cancel_run(run, user):
 def start_run(run):
     """Claim a queued run for this worker; False when another worker (or a cancel) got there first."""
     now = timezone.now()
-    worker = f"{socket.gethostname()}"
-    return change_status(run, RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    won = change_status(run, RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker)
+    if won:
+        record("run.started", run, worker=worker)
+    return won
+
+
+def finish_run(run, status, **fields):
+    """Record how a running run ended; False if something else (the reaper) ended it first."""
+    won = change_status(run, status, **fields)
+    if won:
+        record("run.finished", run, status=status, exit_code=run.exit_code, detail=run.status_detail,
+               output_bytes=run.output_bytes)
+    return won
 
 
 def visible_run_or_none(user, run_id):

@@ -318,7 +318,7 @@ def supervise(run):
             with proc:
                 outcome = Supervision(run, proc, writer).run_loop()
         publisher.close()  # every chunk reaches watchers before the final status does
-        services.change_status(
+        services.finish_run(
             run, outcome.status, exit_code=outcome.exit_code, status_detail=outcome.detail[:500],
             output_bytes=writer.total_bytes, output_truncated=writer.truncated, heartbeat_at=timezone.now(),
         )

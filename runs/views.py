@@ -5,6 +5,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audit.services import history
 from runs import services
 from runs.forms import RunFilterForm, RunRequestForm
 from scripts_app.policy import scripts_visible_to
@@ -39,7 +40,7 @@ def script_detail(request, slug):
     recent, _ = services.run_history(request.user, script=script, page_size=10)
     return render(request, "runs/script_detail.html", {
         "script": script, "form": form, "recent_runs": recent,
-        "versions": script.versions.select_related("author")[:20],
+        "versions": script.versions.select_related("author")[:20], "history": history(script)[:50],
     }, status=400 if form.errors else 200)
 
 
@@ -51,6 +52,7 @@ def run_detail(request, run_id):
         "run": run, "tail": tail, "tail_is_partial": bool(tail) and tail[0]["seq"] > 1,
         "status": services.status_message(run),
         "can_cancel": not run.is_finished and services.may_cancel(request.user, run),
+        "history": history(run)[:50],
     })
 
 

@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
-from guardian.admin import GuardedModelAdmin
+from guardian.admin import ReinforcedGuardedModelAdminMixin
 
+from scripts_app import policy
 from scripts_app.models import ApiToken, Environment, Script, ScriptVersion, Secret
 
 CODE_WIDGET = forms.Textarea(attrs={"rows": 24, "cols": 100, "class": "code-editor", "spellcheck": "false",
@@ -19,6 +20,10 @@ class SecretInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class GuardedModelAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
+    """Object permissions page per object; managing them takes guardian's own model permissions."""
 
 
 @admin.register(Environment)
@@ -80,6 +85,18 @@ class ScriptAdmin(GuardedModelAdmin):
         ("Code", {"fields": ["source", "version_message"]}),
     ]
 
+    def get_queryset(self, request):
+        return policy.scripts_visible_to(request.user).select_related("owner_team", "current_version")
+
+    def has_view_permission(self, request, obj=None):
+        return policy.may_on_script(request.user, "view_script", obj) or self.has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return policy.may_on_script(request.user, "change_script", obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return policy.may_on_script(request.user, "delete_script", obj)
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         form.instance.save_source(form.cleaned_data["source"], author=request.user,
@@ -89,9 +106,12 @@ class ScriptAdmin(GuardedModelAdmin):
 @admin.register(ScriptVersion)
 class ScriptVersionAdmin(admin.ModelAdmin):
     list_display = ["script", "number", "sha256", "author", "message", "created_at"]
-    list_filter = ["script"]
-    search_fields = ["script__name", "sha256", "message"]
+    search_fields = ["script__name", "script__slug", "sha256", "message"]
     list_select_related = ["script", "author"]
+
+    def get_queryset(self, request):
+        visible = policy.scripts_visible_to(request.user).values("pk")
+        return super().get_queryset(request).filter(script__in=visible)
     readonly_fields = ["script", "number", "source", "sha256", "author", "message", "created_at"]
 
     def has_add_permission(self, request):

@@ -58,7 +58,6 @@ INSTALLED_APPS = [
     "guardian",
     "rest_framework",
     "drf_spectacular",
-    "django_rq",
     "channels",
     "audit",
     "scripts_app",
@@ -153,8 +152,7 @@ CHANNEL_LAYERS = {
     }
 }
 
-RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600}}
-RQ = {"COMMIT_MODE": "on_db_commit"}
+# Jobs go through rq directly, one queue per environment (Environment.queue_name), enqueued on commit.
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -170,6 +168,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Run scripts, follow their logs, cancel them.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 _email_backend = os.environ.get(

@@ -42,7 +42,7 @@ class ScriptAdminForm(forms.ModelForm):
 
     class Meta:
         model = Script
-        fields = ["name", "slug", "description", "language", "owner_team", "allowed_environments",
+        fields = ["name", "slug", "description", "language", "owner_team", "restricted", "allowed_environments",
                   "timeout_seconds"]
 
     def __init__(self, *args, **kwargs):
@@ -72,15 +72,16 @@ class ScriptVersionInline(admin.TabularInline):
 @admin.register(Script)
 class ScriptAdmin(GuardedModelAdmin):
     form = ScriptAdminForm
-    list_display = ["name", "slug", "language", "owner_team", "current_version", "timeout_seconds", "updated_at"]
-    list_filter = ["language", "owner_team", "allowed_environments"]
+    list_display = ["name", "slug", "language", "owner_team", "restricted", "current_version", "timeout_seconds",
+                    "updated_at"]
+    list_filter = ["language", "restricted", "owner_team", "allowed_environments"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["allowed_environments"]
     list_select_related = ["owner_team", "current_version"]
     inlines = [ScriptVersionInline]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "description", "language", "owner_team"]}),
+        (None, {"fields": ["name", "slug", "description", "language", "owner_team", "restricted"]}),
         ("Where and how long", {"fields": ["allowed_environments", "timeout_seconds"]}),
         ("Code", {"fields": ["source", "version_message"]}),
     ]

@@ -47,6 +47,11 @@ class Script(models.Model):
     owner_team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     allowed_environments = models.ManyToManyField(Environment, related_name="scripts", blank=True)
     timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)])
+    restricted = models.BooleanField(
+        default=False,
+        help_text="Only people and teams given this script by name may see, run or edit it; "
+                  "permissions on all scripts do not apply.",
+    )
     current_version = models.ForeignKey(
         "ScriptVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -5,38 +5,56 @@ permission granted to a user or one of their teams means that object only. Every
 WebSocket, admin) asks these functions; lists are filtered in the query.
 """
 
+from django.db.models import Q
 from guardian.shortcuts import get_objects_for_user
 
 from scripts_app.models import Environment, Script
 
 
+def _active(user):
+    return user.is_authenticated and user.is_active
+
+
 def _has(user, perm, obj):
-    return user.is_active and (user.has_perm(perm) or user.has_perm(perm, obj))
+    """A global permission, or one on this object. Restricted scripts take the object permission only."""
+    if not _active(user):
+        return False
+    if user.has_perm(perm, obj):  # an object permission (or a superuser)
+        return True
+    return not getattr(obj, "restricted", False) and user.has_perm(perm)
+
+
+def scripts_with_perm(user, perm):
+    """The scripts `user` holds `perm` on, as one query: global (unrestricted ones) or per object."""
+    if not _active(user):
+        return Script.objects.none()
+    if user.is_superuser:
+        return Script.objects.all()
+    granted = get_objects_for_user(user, perm, Script, accept_global_perms=False).values("pk")
+    if user.has_perm(perm):
+        return Script.objects.filter(Q(restricted=False) | Q(pk__in=granted))
+    return Script.objects.filter(pk__in=granted)
 
 
 def scripts_visible_to(user):
-    if not (user.is_authenticated and user.is_active):
-        return Script.objects.none()
-    return get_objects_for_user(user, "scripts_app.view_script", Script, accept_global_perms=True)
+    return scripts_with_perm(user, "scripts_app.view_script")
 
 
 def can_view_script(user, script):
-    return user.is_authenticated and _has(user, "scripts_app.view_script", script)
+    return _has(user, "scripts_app.view_script", script)
 
 
 def may_on_script(user, codename, script=None):
-    """For the admin: `codename` on `script`, or (without one) on the global or any single script."""
+    """For the admin: `codename` on `script`, or (without one) on any script at all."""
     perm = f"scripts_app.{codename}"
-    if not (user.is_authenticated and user.is_active):
-        return False
     if script is not None:
         return _has(user, perm, script)
-    return user.has_perm(perm) or get_objects_for_user(user, perm, Script, accept_global_perms=False).exists()
+    return scripts_with_perm(user, perm).exists()
 
 
 def environments_usable_by(user, script):
     """The environments `user` may run `script` in: allowed for the script and granted to the user."""
-    if not (user.is_authenticated and _has(user, "scripts_app.run_script", script)):
+    if not _has(user, "scripts_app.run_script", script):
         return Environment.objects.none()
     usable = get_objects_for_user(user, "scripts_app.use_environment", Environment, accept_global_perms=True)
     return usable.filter(pk__in=script.allowed_environments.values("pk"))

@@ -20,6 +20,14 @@ PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(request, settings):
+    """Hashing demo passwords at full strength costs seconds per test. Browser tests sign in
+    through a separate server process, so they keep the real hasher."""
+    if request.node.get_closest_marker("browser") is None:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def clean_redis():
     """Tests use their own Redis database (REDIS_URL), emptied before each test."""
     conn = redis.Redis.from_url(settings.REDIS_URL)

@@ -41,13 +41,24 @@ echo "finished after $seconds ticks"
 ENGINEERING_PERMISSIONS = ["view_script", "run_script", "add_script", "change_script", "view_scriptversion",
                            "view_environment", "view_run", "view_logchunk"]
 
+MONTH_END = '''"""Totals the month for finance (a stand-in for a sensitive report)."""
+import time
+
+for account in ("revenue", "costs", "payroll"):
+    print(f"{account}: checked")
+    time.sleep(0.3)
+print("month closed")
+'''
+
 ROLES = {
     # username: (team, is_staff, is_superuser)
     "admin": (None, True, True),
     "engineer": ("engineering", True, False),
     "ops": ("ops", False, False),
     "viewer": ("viewers", False, False),
+    "outsider": ("finance", False, False),
 }
+TEAMS = ("engineering", "ops", "viewers", "finance")
 
 
 class Command(BaseCommand):
@@ -58,7 +69,7 @@ class Command(BaseCommand):
         production = self.environment("Production", "production")
         self.secret(staging, "DEMO_API_KEY", "stg-demo-key-4f9a2c")
         self.secret(production, "DEMO_API_KEY", "prd-demo-key-8b1e7d")
-        teams = {name: Group.objects.get_or_create(name=name)[0] for name in ("engineering", "ops", "viewers")}
+        teams = {name: Group.objects.get_or_create(name=name)[0] for name in TEAMS}
         users = {name: self.user(name, *role, teams) for name, role in ROLES.items()}
 
         hello = self.script("Hello", "hello", "python", HELLO, teams["engineering"], [staging, production],
@@ -73,11 +84,20 @@ class Command(BaseCommand):
             teams["engineering"].permissions.add(Permission.objects.get(codename=perm))
         for script in (hello, ticker):
             assign_perm("scripts_app.view_script", teams["viewers"], script)
-        for perm in ("view_script", "run_script"):
-            assign_perm(f"scripts_app.{perm}", teams["ops"], hello)
+            for perm in ("view_script", "run_script"):
+                assign_perm(f"scripts_app.{perm}", teams["ops"], script)
         for env in (staging, production):
             assign_perm("scripts_app.use_environment", teams["engineering"], env)
         assign_perm("scripts_app.use_environment", teams["ops"], production)
+
+        # A sensitive script that only finance sees (engineering's global rights aside).
+        month_end = self.script("Month-end report", "month-end-report", "python", MONTH_END, teams["finance"],
+                                [staging], "Closes the month's books. Finance only.", users["admin"])
+        month_end.restricted = True
+        month_end.save(update_fields=["restricted"])
+        for perm in ("view_script", "run_script"):
+            assign_perm(f"scripts_app.{perm}", teams["finance"], month_end)
+        assign_perm("scripts_app.use_environment", teams["finance"], staging)
 
         self.stdout.write(self.style.SUCCESS("Demo data ready. Sign in with one of (password for all: "
                                              f"{DEMO_PASSWORD}): {', '.join(ROLES)}"))

@@ -127,9 +127,10 @@ def machine():
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
         postgres = cursor.fetchone()[0].split(" on ")[0]
-    git = ["git", "-C", str(ROOT)]
+    git = ["git", "--no-optional-locks", "-C", str(ROOT)]  # read-only: never touch the index
     revision = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench"],
+                           capture_output=True, text=True)  # changes to the project's code, not to bench/
     return {
         "date": subprocess.run(["date"], capture_output=True, text=True).stdout.strip(),
         "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
@@ -137,7 +138,7 @@ def machine():
         "cpu": cpu,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "postgresql": postgres,
-        "code": f"{revision or 'unknown'}{' + uncommitted changes' if dirty.stdout.strip() else ''}",
+        "code": f"{revision or 'unknown'}{' + uncommitted changes' if dirty.stdout.strip() else ''} ({ROOT})",
         # Other work on the machine skews the numbers: the benchmarks want it idle.
         "load avg": " ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1, 5, 15 min, at the start)",
     }

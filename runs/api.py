@@ -12,7 +12,7 @@ from runs.models import Run
 from scripts_app.models import Environment
 from scripts_app.policy import scripts_visible_to
 
-LOG_PAGE_LIMIT = 1000
+LOG_PAGE_LIMIT = 100  # chunks of up to 64 KiB each
 
 
 class RunSerializer(serializers.ModelSerializer):

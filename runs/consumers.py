@@ -55,6 +55,7 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
         self.last_seq = event["seq"]
 
     async def run_status(self, event):
+        await self.send_backlog()  # chunks whose live message was lost arrive before the end
         await self.send_json({**event, "type": "status"})
 
     async def receive_json(self, content, **kwargs):

@@ -26,7 +26,7 @@ TRANSITIONS = {
     S.EXPIRED: {S.AWAITING_APPROVAL},
     S.RUNNING: {S.QUEUED},
     S.SUCCEEDED: {S.RUNNING},
-    S.FAILED: {S.RUNNING},
+    S.FAILED: {S.RUNNING, S.QUEUED},  # from queued: it could not be queued
     S.TIMED_OUT: {S.RUNNING},
     S.LOST: {S.RUNNING},
     S.CANCELLED: {S.AWAITING_APPROVAL, S.QUEUED, S.RUNNING},
@@ -46,7 +46,7 @@ class Run(models.Model):
     """
 
     IMMUTABLE = ("script_id", "version_id", "environment_id", "params", "requested_by_id", "dry_run",
-                 "resumed_from_id")
+                 "resumed_from_id", "timeout_seconds")
 
     script = models.ForeignKey(Script, on_delete=models.PROTECT, related_name="runs")
     version = models.ForeignKey(ScriptVersion, on_delete=models.PROTECT, related_name="runs")
@@ -56,6 +56,8 @@ class Run(models.Model):
     dry_run = models.BooleanField(default=False)
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="resumed_by")
+    timeout_seconds = models.PositiveIntegerField(default=3600,
+                                                  help_text="The script's timeout when the run was requested.")
 
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED,
                               db_index=True)

@@ -5,7 +5,7 @@ import os
 import socket
 
 import redis
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -63,14 +63,35 @@ def redis_connection():
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
+def push_job(run):
+    """Put the run's job on its environment's queue; a run that cannot be queued fails, saying why."""
+    timeout = run.timeout_seconds + settings.BACKFILL_KILL_GRACE_SECONDS + JOB_TIMEOUT_MARGIN_SECONDS
+    try:
+        Queue(run.environment.queue_name, connection=redis_connection()).enqueue(
+            "runs.jobs.execute_run", run.pk, job_id=f"run-{run.pk}", job_timeout=int(timeout),
+            result_ttl=3600, failure_ttl=7 * 24 * 3600,
+        )
+    except redis.RedisError as exc:
+        log.exception("could not queue run %s", run.pk)
+        detail = f"Could not be queued: the job queue is unreachable ({exc.__class__.__name__})."
+        if change_status(run, RunStatus.FAILED, {RunStatus.QUEUED}, status_detail=detail):
+            record("run.finished", run, status=RunStatus.FAILED, detail=detail)
+
+
 def enqueue(run):
-    """Push the run's job on its environment's queue, after the transaction that made it commits."""
-    queue = Queue(run.environment.queue_name, connection=redis_connection())
-    timeout = run.script.timeout_seconds + settings.BACKFILL_KILL_GRACE_SECONDS + JOB_TIMEOUT_MARGIN_SECONDS
-    transaction.on_commit(
-        lambda: queue.enqueue("runs.jobs.execute_run", run.pk, job_id=f"run-{run.pk}", job_timeout=int(timeout),
-                              result_ttl=3600, failure_ttl=7 * 24 * 3600)
-    )
+    """Queue the run once the transaction that made it commits (never a job for a rolled-back row)."""
+    transaction.on_commit(lambda: push_job(run))
+
+
+def contains_nul(value):
+    """NUL cannot be stored by PostgreSQL nor passed in a process's environment."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(v) for v in value)
+    return False
 
 
 def request_run(user, script, environment, params, dry_run=False):
@@ -81,10 +102,12 @@ def request_run(user, script, environment, params, dry_run=False):
         raise ValidationError({"script": "This script has no source yet."})
     if not isinstance(params, dict):
         raise ValidationError({"params": "Parameters must be a JSON object."})
+    if contains_nul(params):
+        raise ValidationError({"params": "Parameters cannot contain the NUL character (\\u0000)."})
     with transaction.atomic():
         run = Run.objects.create(
             script=script, version=script.current_version, environment=environment, params=params,
-            requested_by=user, dry_run=dry_run, status=RunStatus.QUEUED,
+            requested_by=user, dry_run=dry_run, status=RunStatus.QUEUED, timeout_seconds=script.timeout_seconds,
         )
         record("run.requested", run, actor=user, script=script.slug, environment=environment.slug,
                version=run.version.number, params=params, dry_run=dry_run)
@@ -160,15 +183,12 @@ def log_tail(run_id, max_bytes):
     return picked
 
 
-def iter_full_log(run_id, batch=200):
-    """The whole log as text pieces, read in keyset batches so memory stays flat."""
+async def full_log_bytes(run_id, batch=100):
+    """The whole log, read in keyset batches (so memory stays flat), for a streamed download."""
     after = 0
-    while True:
-        rows = chunks_after(run_id, after, batch)
-        if not rows:
-            return
+    while rows := await sync_to_async(chunks_after)(run_id, after, batch):
         for row in rows:
-            yield row["text"]
+            yield row["text"].encode()
         after = rows[-1]["seq"]
 
 

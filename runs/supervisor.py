@@ -31,6 +31,7 @@ MASK = "********"
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 POLL_SECONDS = 0.25
 ORPHAN_PIPE_GRACE_SECONDS = 1.0
+SETPRIV = shutil.which("setpriv")
 
 
 class SecretMasker:
@@ -54,7 +55,7 @@ class SecretMasker:
             if any(v.startswith(tail) for v in self.values):
                 cut = start
                 break
-        for match in self.pattern.finditer(text, max(0, cut - longest), len(text)):
+        for match in self.pattern.finditer(text):
             if match.start() < cut < match.end():
                 cut = match.end()
         return cut
@@ -94,6 +95,8 @@ class Publisher:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.queue.put_nowait, None)
             self.thread.join(timeout=10)
+        if not self.thread.is_alive() and not self.loop.is_closed():
+            self.loop.close()  # channels_redis closes this loop's Redis connections with it
 
 
 class LogWriter:
@@ -196,6 +199,13 @@ def prepare_workdir(run):
     return workdir, script_path, params_file
 
 
+def signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
 def kill_group(pgid, sig):
     try:
         os.killpg(pgid, sig)
@@ -218,7 +228,7 @@ class Supervision:
         self.proc = proc
         self.writer = writer
         self.started = time.monotonic()
-        self.deadline = self.started + run.script.timeout_seconds
+        self.deadline = self.started + run.timeout_seconds
         self.stop_reason = None
         self.stop_at = None
         self.killed = False
@@ -250,6 +260,8 @@ class Supervision:
                     if now - self.exited_at > ORPHAN_PIPE_GRACE_SECONDS:
                         # The script exited but a child of it still holds the output open.
                         kill_group(self.proc.pid, signal.SIGKILL)
+                    if now - self.exited_at > 2 * ORPHAN_PIPE_GRACE_SECONDS:
+                        break  # a child that left the process group: stop reading it
         kill_group(self.proc.pid, signal.SIGKILL)  # leave no stray children behind
         self.writer.flush(final=True)
         return self.outcome()
@@ -259,7 +271,7 @@ class Supervision:
             self.next_poll = now + POLL_SECONDS
             self.poll_run(now)
         if self.stop_reason is None and now >= self.deadline:
-            self.stop(f"Timed out after {self.run.script.timeout_seconds} s.", RunStatus.TIMED_OUT, now)
+            self.stop(f"Timed out after {self.run.timeout_seconds} s.", RunStatus.TIMED_OUT, now)
         if self.stop_at and not self.killed and now >= self.stop_at + settings.BACKFILL_KILL_GRACE_SECONDS:
             kill_group(self.proc.pid, signal.SIGKILL)
             self.killed = True
@@ -289,7 +301,7 @@ class Supervision:
         elif code == 0:
             status, detail = RunStatus.SUCCEEDED, "Exited with code 0."
         elif code < 0:
-            status, detail = RunStatus.FAILED, f"Killed by signal {signal.Signals(-code).name}."
+            status, detail = RunStatus.FAILED, f"Killed by signal {signal_name(-code)}."
         else:
             status, detail = RunStatus.FAILED, f"Exited with code {code}."
         if self.writer.truncated:
@@ -297,23 +309,40 @@ class Supervision:
         return Outcome(status, code, detail)
 
 
+def start_child(run, workdir, script_path, params_file):
+    """The script in its own session (process group), no shell, stdout and stderr on one pipe.
+
+    Where `setpriv` exists, the child is also killed if its supervisor dies (parent-death signal).
+    """
+    command = command_for(run, script_path)
+    if shutil.which(command[0]) is None:
+        raise FileNotFoundError(f"No executable interpreter at {command[0]}")
+    if SETPRIV:
+        command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
+    return subprocess.Popen(
+        command, cwd=workdir, env=child_environment(run, workdir, params_file),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True, close_fds=True,
+    )
+
+
 def supervise(run):
-    """Execute `run` (already claimed as running) to its end and record how it ended."""
+    """Execute `run` (already claimed as running) to its end and record how it ended.
+
+    Whatever fails here, the script's process group is killed and the run ends as failed: a run
+    never stays `running` because its supervisor broke.
+    """
     publisher = Publisher(services.group_name(run.pk))
-    masker = SecretMasker(secret.get_value() for secret in run.environment.secrets.all())
-    writer = LogWriter(run.pk, masker, publisher)
-    workdir, script_path, params_file = prepare_workdir(run)
+    workdir = proc = None
     try:
+        writer = LogWriter(run.pk, SecretMasker(s.get_value() for s in run.environment.secrets.all()), publisher)
+        workdir, script_path, params_file = prepare_workdir(run)
         try:
-            proc = subprocess.Popen(
-                command_for(run, script_path), cwd=workdir, env=child_environment(run, workdir, params_file),
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True, close_fds=True,
-            )
-        except OSError as exc:
+            proc = start_child(run, workdir, script_path, params_file)
+        except (OSError, ValueError) as exc:
             writer.feed(f"Could not start the script: {exc}\n".encode())
             writer.flush(final=True)
-            outcome = Outcome(RunStatus.FAILED, None, f"Could not start: {exc.strerror or exc}.")
+            outcome = Outcome(RunStatus.FAILED, None, f"Could not start: {getattr(exc, 'strerror', None) or exc}.")
         else:
             with proc:
                 outcome = Supervision(run, proc, writer).run_loop()
@@ -322,7 +351,15 @@ def supervise(run):
             run, outcome.status, exit_code=outcome.exit_code, status_detail=outcome.detail[:500],
             output_bytes=writer.total_bytes, output_truncated=writer.truncated, heartbeat_at=timezone.now(),
         )
+    except BaseException as exc:
+        if proc is not None:
+            kill_group(proc.pid, signal.SIGKILL)
+        publisher.close()
+        services.finish_run(run, RunStatus.FAILED, status_detail=f"The run's supervisor failed: {exc!r}"[:500],
+                            heartbeat_at=timezone.now())
+        raise
     finally:
         publisher.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
     return run

@@ -60,7 +60,7 @@ def run_detail(request, run_id):
 def run_log_download(request, run_id):
     run = visible_run_or_404(request.user, run_id)
     response = StreamingHttpResponse(
-        (piece.encode() for piece in services.iter_full_log(run.pk)), content_type="text/plain; charset=utf-8"
+        services.full_log_bytes(run.pk), content_type="text/plain; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-{run.script.slug}.log"'
     return response

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 
 from scripts_app import policy
@@ -156,6 +157,10 @@ class SecretAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     list_select_related = ["environment"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a secret to another environment would hand its value to that environment's runners.
+        return ["environment", "name"] if obj else []
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
@@ -168,7 +173,19 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_queryset(self, request):
+        tokens = super().get_queryset(request)
+        return tokens if request.user.is_superuser else tokens.filter(user=request.user)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = get_user_model().objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def save_model(self, request, obj, form, change):
+        """Only a superuser makes tokens for someone else; anyone else gets one for themselves."""
+        if not request.user.is_superuser:
+            obj.user = request.user
         key = obj.assign_new_key()
         super().save_model(request, obj, form, change)
         messages.warning(request, f"API token for {obj.user}: {key} (copy it now; it is not shown again)")

@@ -88,6 +88,7 @@ def test_start_a_run_follow_its_log_and_see_it_succeed(api, hello, staging):
     ({"script": "hello", "environment": "staging", "params": [1, 2]}, "params", "dictionary"),
     ({"script": "hello", "environment": "staging", "params": "x"}, "params", "dictionary"),
     ({"script": "hello", "environment": "staging", "dry_run": "maybe"}, "dry_run", "valid boolean"),
+    ({"script": "hello", "environment": "staging", "params": {"x": "a\u0000b"}}, "params", "NUL"),
 ])
 def test_bad_run_requests_get_a_message_per_field(api, hello, payload, field, message):
     response = api.post("/api/runs/", payload, format="json")

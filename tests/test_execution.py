@@ -23,7 +23,7 @@ def run_script(engineer, script, env, params=None, **kwargs):
 
 
 def full_log(run):
-    return "".join(services.iter_full_log(run.pk))
+    return "".join(LogChunk.objects.filter(run=run).order_by("seq").values_list("text", flat=True))
 
 
 def test_successful_run_records_output_exit_code_and_timing(engineer, make_script, staging):
@@ -211,3 +211,36 @@ def test_a_script_that_cannot_start_fails_with_a_clear_reason(engineer, make_scr
     assert run.status == RunStatus.FAILED
     assert "Could not start" in run.status_detail
     assert "Could not start the script" in full_log(run)
+
+
+def test_a_broken_supervisor_still_ends_the_run(engineer, make_script, staging):
+    """An environment secret that cannot be decrypted (e.g. after a key change) fails the run, loudly."""
+    from scripts_app.models import Secret
+
+    Secret.objects.create(environment=staging, name="BROKEN", encrypted_value=b"not a fernet token")
+    run = run_script(engineer, make_script("print(1)\n"), staging)
+    assert run.status == RunStatus.FAILED
+    assert "supervisor failed" in run.status_detail
+
+
+def test_a_child_that_leaves_the_process_group_does_not_hold_the_run(engineer, make_script, staging):
+    script = make_script("setsid sleep 30 &\necho started\n", language="bash", timeout=20)
+    started = time.monotonic()
+    run = run_script(engineer, script, staging)
+    assert time.monotonic() - started < 10
+    assert run.status == RunStatus.SUCCEEDED
+    assert full_log(run) == "started\n"
+
+
+def test_nul_in_parameters_is_refused(engineer, make_script, staging):
+    with pytest.raises(services.ValidationError):
+        services.request_run(engineer, make_script("print(1)\n"), staging, {"x": ["a\x00b"]})
+    assert not Run.objects.exists()
+
+
+def test_a_run_that_cannot_be_queued_fails_and_says_why(engineer, make_script, staging):
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        run = services.request_run(engineer, make_script("print(1)\n"), staging, {})
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "could not be queued" in run.status_detail.lower()

@@ -1,11 +1,13 @@
 """Server-rendered pages, the admin and settings."""
 
+import asyncio
 import os
 import subprocess
 import sys
 
 import pytest
 from django.db import connection
+from django.test import AsyncClient
 from guardian.shortcuts import assign_perm
 
 from runs import services
@@ -97,13 +99,20 @@ def test_run_page_shows_status_and_an_escaped_log_tail(signed_in, engineer, hell
     assert "Cancel run" in page
 
 
-@pytest.mark.django_db
-def test_download_has_the_whole_log(signed_in, engineer, hello, staging):
+@pytest.mark.django_db(transaction=True)
+def test_download_streams_the_whole_log(engineer, hello, staging):
     run = services.request_run(engineer, hello, staging, {})
-    LogChunk.objects.bulk_create(LogChunk(run=run, seq=i, text=f"line {i}\n") for i in range(1, 501))
-    response = signed_in.get(f"/runs/{run.pk}/log.txt")
+    LogChunk.objects.bulk_create(LogChunk(run=run, seq=i, text=f"line {i} é\n") for i in range(1, 501))
+
+    async def download():
+        client = AsyncClient()
+        await client.aforce_login(engineer)
+        response = await client.get(f"/runs/{run.pk}/log.txt")
+        return response, b"".join([piece async for piece in response.streaming_content])
+
+    response, body = asyncio.run(download())
     assert response["Content-Disposition"] == f'attachment; filename="run-{run.pk}-hello.log"'
-    assert b"".join(response.streaming_content).decode() == "".join(f"line {i}\n" for i in range(1, 501))
+    assert body.decode() == "".join(f"line {i} é\n" for i in range(1, 501))
 
 
 @pytest.mark.django_db
@@ -225,3 +234,37 @@ def test_seed_demo_is_idempotent():
     call_command("seed_demo")
     assert Script.objects.filter(slug__in=["hello", "ticker"]).count() == 2
     assert all(s.versions.count() == 1 for s in Script.objects.all())
+
+
+@pytest.mark.django_db
+def test_a_secret_cannot_be_moved_to_another_environment(admin_client, staging, production):
+    secret = Secret(environment=production, name="DB_PASSWORD")
+    secret.set_value("prod-only")
+    secret.save()
+    admin_client.post(f"/admin/scripts_app/secret/{secret.pk}/change/",
+                      {"environment": staging.pk, "name": "OTHER", "value": ""})
+    secret.refresh_from_db()
+    assert secret.environment == production and secret.name == "DB_PASSWORD"
+
+
+@pytest.mark.django_db
+def test_staff_make_api_tokens_only_for_themselves(client, make_user, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    from scripts_app.models import ApiToken
+
+    root = django_user_model.objects.create_superuser("root", "root@example.com", PASSWORD)
+    staff = make_user("staffer", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken"]))
+    client.force_login(staff)
+    response = client.post("/admin/scripts_app/apitoken/add/", {"user": root.pk, "name": "sneaky"})
+    assert response.status_code in (200, 302)
+    assert not ApiToken.objects.filter(user=root).exists()
+    client.post("/admin/scripts_app/apitoken/add/", {"user": staff.pk, "name": "mine"})
+    assert ApiToken.objects.filter(user=staff, name="mine").exists()
+
+
+@pytest.mark.django_db
+def test_nul_in_parameters_is_a_field_error_not_a_500(signed_in, hello, staging):
+    response = signed_in.post("/scripts/hello/", {"environment": staging.pk, "params": '{"x": "a\\u0000b"}'})
+    assert response.status_code == 400 and "NUL" in response.content.decode()

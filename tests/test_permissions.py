@@ -115,7 +115,7 @@ MATRIX = {
     ("admin:None", "admin/scripts_app/secret/<path:object_id>/"): "302 302 302 302 302 302",
     ("admin:scripts_app_apitoken_changelist", "admin/scripts_app/apitoken/"): "302 200 403 302 302 302",
     ("admin:scripts_app_apitoken_add", "admin/scripts_app/apitoken/add/"): "302 200 403 302 302 302",
-    ("admin:scripts_app_apitoken_history", "admin/scripts_app/apitoken/<path:object_id>/history/"): "302 200 403 302 302 302",
+    ("admin:scripts_app_apitoken_history", "admin/scripts_app/apitoken/<path:object_id>/history/"): "302 200 302 302 302 302",
     ("admin:scripts_app_apitoken_delete", "admin/scripts_app/apitoken/<path:object_id>/delete/"): "302 200 403 302 302 302",
     ("admin:scripts_app_apitoken_change", "admin/scripts_app/apitoken/<path:object_id>/change/"): "302 200 403 302 302 302",
     ("admin:None", "admin/scripts_app/apitoken/<path:object_id>/"): "302 302 302 302 302 302",

@@ -23,8 +23,21 @@ def csv_lines(events):
         yield writer.writerow([getattr(event, column) for column in CSV_COLUMNS])
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records the service writes and nobody edits: audit events, runs, logs, script versions."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     """Read-only: the audit log can be searched and exported, never changed."""
 
     list_display = ["created_at", "actor_username", "action", "object_type", "object_id", "object_repr",
@@ -36,14 +49,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     change_list_template = "admin/audit/auditevent/change_list.html"
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         export = path("export.csv", self.admin_site.admin_view(self.export_csv), name="audit_auditevent_export")

@@ -1,20 +1,8 @@
 from django.contrib import admin
 
+from audit.admin import ReadOnlyAdmin
 from runs.models import LogChunk, Run
 from runs.services import runs_visible_to
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Runs and their logs are records: made by the service, never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Run)

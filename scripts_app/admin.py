@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 
+from audit.admin import ReadOnlyAdmin
 from scripts_app import policy
 from scripts_app.models import ApiToken, Environment, Script, ScriptVersion, Secret
 
@@ -106,7 +107,7 @@ class ScriptAdmin(GuardedModelAdmin):
 
 
 @admin.register(ScriptVersion)
-class ScriptVersionAdmin(admin.ModelAdmin):
+class ScriptVersionAdmin(ReadOnlyAdmin):
     list_display = ["script", "number", "sha256", "author", "message", "created_at"]
     search_fields = ["script__name", "script__slug", "sha256", "message"]
     list_select_related = ["script", "author"]
@@ -116,14 +117,6 @@ class ScriptVersionAdmin(admin.ModelAdmin):
         return super().get_queryset(request).filter(script__in=visible)
     readonly_fields = ["script", "number", "source", "sha256", "author", "message", "created_at"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class SecretAdminForm(forms.ModelForm):

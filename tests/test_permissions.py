@@ -221,6 +221,12 @@ def test_api_with_tokens_matches_the_matrix(world):
     assert failures == []
 
 
+def token_headers(world, role):
+    if role == "anonymous":
+        return {}
+    return {"HTTP_AUTHORIZATION": f"Bearer {ApiToken.issue(world.users[role])[1]}"}
+
+
 def fresh_hello_run(world):
     return services.request_run(world.users["engineer"], world.hello, world.staging, {"name": "x"})
 
@@ -241,9 +247,7 @@ def test_cancel_from_the_page(world, role, status, cancelled):
 ])
 def test_cancel_through_the_api(world, role, status, cancelled):
     run = fresh_hello_run(world)
-    headers = {}
-    if role != "anonymous":
-        headers["HTTP_AUTHORIZATION"] = f"Bearer {ApiToken.issue(world.users[role])[1]}"
+    headers = token_headers(world, role)
     assert Client().post(f"/api/runs/{run.pk}/cancel/", **headers).status_code == status
     assert (Run.objects.get(pk=run.pk).status == RunStatus.CANCELLED) is cancelled
 
@@ -255,9 +259,7 @@ def test_cancel_through_the_api(world, role, status, cancelled):
 ])
 def test_start_through_the_api(world, role, environment, status):
     before = Run.objects.count()
-    headers = {}
-    if role != "anonymous":
-        headers["HTTP_AUTHORIZATION"] = f"Bearer {ApiToken.issue(world.users[role])[1]}"
+    headers = token_headers(world, role)
     response = Client().post("/api/runs/", {"script": "hello", "environment": environment},
                              content_type="application/json", **headers)
     assert response.status_code == status

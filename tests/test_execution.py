@@ -192,7 +192,7 @@ def test_chunks_are_ordered_contiguous_and_whole(engineer, make_script, staging)
     chunks = list(LogChunk.objects.filter(run=run).order_by("seq").values_list("seq", "text"))
     assert [seq for seq, _ in chunks] == list(range(1, len(chunks) + 1))
     assert len(chunks) >= 5  # flushed by time and by size, not one row per line nor one blob
-    assert all(len(text.encode()) <= 64 * 1024 + 4096 for _, text in chunks)
+    assert all(len(text.encode()) <= 64 * 1024 for _, text in chunks)
     expected = "".join(f"{i:06d} " + "x" * 40 + "\n" for i in range(20000))
     assert "".join(text for _, text in chunks) == expected
     assert [c["seq"] for c in services.chunks_after(run.pk, 3, 2)] == [4, 5]
@@ -202,6 +202,14 @@ def test_non_utf8_output_is_kept_readable(engineer, make_script, staging):
     script = make_script("import sys\nsys.stdout.buffer.write(b'caf\\xc3\\xa9 \\xff end\\n')\n")
     run = run_script(engineer, script, staging)
     assert full_log(run) == "café \ufffd end\n"
+
+
+def test_nul_in_output_is_stored_as_a_replacement_character(engineer, make_script, staging):
+    """PostgreSQL text cannot hold NUL: the byte is shown as \ufffd, like any unreadable byte."""
+    script = make_script("import sys\nsys.stdout.buffer.write(b'before\\x00after\\n')\n")
+    run = run_script(engineer, script, staging)
+    assert run.status == RunStatus.SUCCEEDED
+    assert full_log(run) == "before\ufffdafter\n"
 
 
 def test_a_script_that_cannot_start_fails_with_a_clear_reason(engineer, make_script, staging):
@@ -221,6 +229,33 @@ def test_a_broken_supervisor_still_ends_the_run(engineer, make_script, staging):
     run = run_script(engineer, make_script("print(1)\n"), staging)
     assert run.status == RunStatus.FAILED
     assert "supervisor failed" in run.status_detail
+
+
+@pytest.fixture
+def failing_chunk_inserts():
+    """A PostgreSQL trigger that refuses every stored chunk, as a full disk or a lost server would."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE FUNCTION refuse_chunk() RETURNS trigger AS $$ BEGIN "
+                       "RAISE EXCEPTION 'no space left for chunks'; END $$ LANGUAGE plpgsql")
+        cursor.execute("CREATE TRIGGER refuse_chunk BEFORE INSERT ON runs_logchunk "
+                       "FOR EACH ROW EXECUTE FUNCTION refuse_chunk()")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TRIGGER refuse_chunk ON runs_logchunk; DROP FUNCTION refuse_chunk()")
+
+
+def test_output_that_cannot_be_stored_fails_the_run_and_stops_the_script(
+        engineer, make_script, staging, failing_chunk_inserts):
+    script = make_script("import time\nfor i in range(600):\n    print('line', i, flush=True)\n    time.sleep(0.05)\n",
+                         timeout=60)
+    started = time.monotonic()
+    run = run_script(engineer, script, staging)
+    assert time.monotonic() - started < 20
+    assert run.status == RunStatus.FAILED
+    assert "could not store the run's output" in run.status_detail
+    assert not LogChunk.objects.filter(run=run).exists()
 
 
 def test_a_child_that_leaves_the_process_group_does_not_hold_the_run(engineer, make_script, staging):

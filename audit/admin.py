@@ -1,4 +1,5 @@
 import csv
+import json
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -16,11 +17,20 @@ class Echo:
         return value
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """Text a spreadsheet would run as a formula (a user name, a script name) gets a leading quote."""
+    text = json.dumps(value, sort_keys=True) if isinstance(value, dict) else "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_lines(events):
     writer = csv.writer(Echo())
     yield writer.writerow(CSV_COLUMNS)
     for event in events.iterator(chunk_size=500):
-        yield writer.writerow([getattr(event, column) for column in CSV_COLUMNS])
+        yield writer.writerow([csv_cell(getattr(event, column)) for column in CSV_COLUMNS])
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,3 +1,4 @@
+import asyncio
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import redis
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.db import connection
+from django.test import AsyncClient
 from guardian.shortcuts import assign_perm
 from rq import Queue, SimpleWorker
 
@@ -93,6 +95,18 @@ def secret(staging):
     s.set_value("sup3r-s3cret-value-42")
     s.save()
     return s
+
+
+def download_log(user, run):
+    """The run's log as `user` downloads it: (response, body). The download streams asynchronously."""
+
+    async def download():
+        client = AsyncClient()
+        await client.aforce_login(user)
+        response = await client.get(f"/runs/{run.pk}/log.txt")
+        return response, b"".join([piece async for piece in response.streaming_content])
+
+    return asyncio.run(download())
 
 
 def work_queue(queue_name):

@@ -10,7 +10,7 @@ from django.test import override_settings
 
 from runs import services
 from runs.models import LogChunk, Run, RunStatus
-from tests.conftest import work_queue
+from tests.conftest import download_log, work_queue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -279,3 +279,27 @@ def test_a_run_that_cannot_be_queued_fails_and_says_why(engineer, make_script, s
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED
     assert "could not be queued" in run.status_detail.lower()
+
+
+def test_a_secret_printed_by_a_script_is_in_no_page_api_answer_admin_page_or_download(
+        engineer, make_script, staging, secret, client, django_user_model):
+    from rest_framework.test import APIClient
+
+    from scripts_app.models import ApiToken
+
+    run = run_script(engineer, make_script("import os\nprint('token is', os.environ['API_TOKEN'])\n"), staging)
+    assert full_log(run) == "token is ********\n"
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "x"))
+    pages = [f"/runs/{run.pk}/", "/runs/", "/scripts/demo/", "/tools/",
+             f"/admin/runs/run/{run.pk}/change/", "/admin/runs/logchunk/", "/admin/audit/auditevent/",
+             f"/admin/scripts_app/secret/{secret.pk}/change/", f"/admin/scripts_app/environment/{staging.pk}/change/"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(engineer, 'tests')[1]}")
+    answers = [api.get(url) for url in (f"/api/runs/{run.pk}/", f"/api/runs/{run.pk}/log/", "/api/scripts/demo/",
+                                        "/api/scripts/")]
+    responses = [client.get(url) for url in pages] + answers
+    for response in responses:
+        assert response.status_code == 200, response
+        assert b"sup3r-s3cret" not in response.content
+    response, download = download_log(engineer, run)
+    assert response.status_code == 200 and download == b"token is ********\n"

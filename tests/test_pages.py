@@ -1,19 +1,17 @@
 """Server-rendered pages, the admin and settings."""
 
-import asyncio
 import os
 import subprocess
 import sys
 
 import pytest
 from django.db import connection
-from django.test import AsyncClient
 from guardian.shortcuts import assign_perm
 
 from runs import services
 from runs.models import LogChunk, Run, RunStatus
 from scripts_app.models import Script, Secret
-from tests.conftest import PASSWORD, ROOT, grant_runner
+from tests.conftest import PASSWORD, ROOT, download_log, grant_runner
 
 
 @pytest.fixture
@@ -103,14 +101,7 @@ def test_run_page_shows_status_and_an_escaped_log_tail(signed_in, engineer, hell
 def test_download_streams_the_whole_log(engineer, hello, staging):
     run = services.request_run(engineer, hello, staging, {})
     LogChunk.objects.bulk_create(LogChunk(run=run, seq=i, text=f"line {i} é\n") for i in range(1, 501))
-
-    async def download():
-        client = AsyncClient()
-        await client.aforce_login(engineer)
-        response = await client.get(f"/runs/{run.pk}/log.txt")
-        return response, b"".join([piece async for piece in response.streaming_content])
-
-    response, body = asyncio.run(download())
+    response, body = download_log(engineer, run)
     assert response["Content-Disposition"] == f'attachment; filename="run-{run.pk}-hello.log"'
     assert body.decode() == "".join(f"line {i} é\n" for i in range(1, 501))
 
@@ -268,3 +259,40 @@ def test_staff_make_api_tokens_only_for_themselves(client, make_user, django_use
 def test_nul_in_parameters_is_a_field_error_not_a_500(signed_in, hello, staging):
     response = signed_in.post("/scripts/hello/", {"environment": staging.pk, "params": '{"x": "a\\u0000b"}'})
     assert response.status_code == 400 and "NUL" in response.content.decode()
+
+
+def add_visible_scripts_and_runs(count, team, runner, environment, start):
+    """`count` scripts the team may view and run, each with one run."""
+    for n in range(start, start + count):
+        script = Script.objects.create(name=f"Tool {n}", slug=f"tool-{n}")
+        script.allowed_environments.set([environment])
+        script.save_source(f"print({n})\n")
+        assign_perm("scripts_app.view_script", team, script)
+        assign_perm("scripts_app.run_script", team, script)
+        services.request_run(runner, script, environment, {"n": n})
+
+
+@pytest.mark.django_db
+def test_tools_and_run_history_take_as_many_queries_for_forty_scripts_as_for_two(
+        client, make_user, staging, django_assert_max_num_queries):
+    """Permissions are applied in the query: no query per script or per run, for object permissions too."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ops = make_user("ops", groups=["ops"])
+    team = ops.groups.get()
+    assign_perm("scripts_app.use_environment", team, staging)
+    add_visible_scripts_and_runs(2, team, ops, staging, start=0)
+    client.force_login(ops)
+    pages = ["/tools/", "/runs/", "/runs/?environment=staging&status=queued&requested_by=ops"]
+    baseline = {}
+    for url in pages:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        baseline[url] = len(queries)
+
+    add_visible_scripts_and_runs(38, team, ops, staging, start=2)
+    for url in pages:
+        with django_assert_max_num_queries(baseline[url]):
+            page = client.get(url).content.decode()
+        assert "Tool 39" in page, url

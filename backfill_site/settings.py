@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "audit",
     "scripts_app",
     "runs",
+    "approvals",
 ]
 
 MIDDLEWARE = [
@@ -184,12 +185,17 @@ MAILERS = {
             "username": os.environ.get("EMAIL_HOST_USER", ""),
             "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
             "use_tls": env_bool("EMAIL_USE_TLS", False),
+            "timeout": int(os.environ.get("EMAIL_TIMEOUT", "10")),
         }
         if _email_backend.endswith("smtp.EmailBackend")
         else {},
     }
 }
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "backfill@localhost")
+# Where people reach this service: the links in emails start with it.
+BACKFILL_BASE_URL = os.environ.get("BACKFILL_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# An approval link stops working after this long even if its request has not expired.
+APPROVAL_LINK_MAX_AGE_SECONDS = int(os.environ.get("APPROVAL_LINK_MAX_AGE_SECONDS", str(14 * 24 * 3600)))
 
 # Runs
 BACKFILL_MAX_OUTPUT_BYTES = int(os.environ.get("BACKFILL_MAX_OUTPUT_BYTES", str(256 * 1024 * 1024)))

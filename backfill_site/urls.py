@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from approvals import api as approvals_api
 from runs import api as runs_api
 from runs import views as runs_views
 from scripts_app import api as scripts_api
@@ -15,6 +16,9 @@ api_patterns = [
     path("runs/<int:run_id>/", runs_api.RunDetail.as_view(), name="api_run_detail"),
     path("runs/<int:run_id>/log/", runs_api.RunLog.as_view(), name="api_run_log"),
     path("runs/<int:run_id>/cancel/", runs_api.RunCancel.as_view(), name="api_run_cancel"),
+    path("approvals/", approvals_api.ApprovalList.as_view(), name="api_approval_list"),
+    path("approvals/<int:request_id>/approve/", approvals_api.Approve.as_view(), name="api_approval_approve"),
+    path("approvals/<int:request_id>/reject/", approvals_api.Reject.as_view(), name="api_approval_reject"),
     path("schema/", SpectacularAPIView.as_view(), name="api_schema"),
 ]
 
@@ -26,6 +30,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", runs_views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/log.txt", runs_views.run_log_download, name="run_log_download"),
     path("runs/<int:run_id>/cancel/", runs_views.run_cancel, name="run_cancel"),
+    path("approvals/", include("approvals.urls")),
     path("api/", include(api_patterns)),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

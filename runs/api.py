@@ -24,7 +24,7 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "script", "version", "environment", "params", "dry_run", "requested_by", "status",
+        fields = ["id", "script", "version", "environment", "params", "dry_run", "reason", "requested_by", "status",
                   "status_detail", "finished", "exit_code", "created_at", "started_at", "finished_at",
                   "output_bytes", "output_truncated"]
 
@@ -34,6 +34,8 @@ class RunRequestSerializer(serializers.Serializer):
     environment = serializers.SlugField(help_text="The environment's slug.")
     params = serializers.DictField(required=False, default=dict, help_text="A JSON object of parameters.")
     dry_run = serializers.BooleanField(required=False, default=False)
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000,
+                                   help_text="Why you run it; needed where runs wait for approval.")
 
     def validate_script(self, slug):
         script = scripts_visible_to(self.context["request"].user).select_related("current_version")

@@ -12,6 +12,11 @@ class RunRequestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "spellcheck": "false"}),
     )
     dry_run = forms.BooleanField(required=False, label="Dry run")
+    reason = forms.CharField(
+        required=False, max_length=2000, label="Reason",
+        help_text="Why you run it. Needed where runs wait for approval: the approvers read it.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
     def __init__(self, *args, user, script, **kwargs):
         super().__init__(*args, **kwargs)

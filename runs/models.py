@@ -46,7 +46,7 @@ class Run(models.Model):
     """
 
     IMMUTABLE = ("script_id", "version_id", "environment_id", "params", "requested_by_id", "dry_run",
-                 "resumed_from_id", "timeout_seconds")
+                 "resumed_from_id", "timeout_seconds", "reason")
 
     script = models.ForeignKey(Script, on_delete=models.PROTECT, related_name="runs")
     version = models.ForeignKey(ScriptVersion, on_delete=models.PROTECT, related_name="runs")
@@ -54,6 +54,7 @@ class Run(models.Model):
     params = models.JSONField(default=dict, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
     dry_run = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, max_length=2000, help_text="Why the requester runs it (approvers read it).")
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="resumed_by")
     timeout_seconds = models.PositiveIntegerField(default=3600,

@@ -15,11 +15,13 @@ from rq import Queue
 
 from audit.services import record
 from runs.models import LogChunk, Run, RunStatus
+from runs.signals import run_awaits_approval, run_cancelled_before_start
 from scripts_app.policy import can_run_script, can_view_script, scripts_visible_to
 
 log = logging.getLogger(__name__)
 
 JOB_TIMEOUT_MARGIN_SECONDS = 120
+REASON_MAX_LENGTH = 2000
 
 
 def group_name(run_id):
@@ -94,8 +96,12 @@ def contains_nul(value):
     return False
 
 
-def request_run(user, script, environment, params, dry_run=False):
-    """Create a run of the script's current version if `user` may run it there, and queue it."""
+def request_run(user, script, environment, params, dry_run=False, reason=""):
+    """Create a run of the script's current version if `user` may run it there.
+
+    Where the script or environment requires approval the run waits (`awaiting_approval`) and
+    `run_awaits_approval` is sent inside the transaction; otherwise it is queued.
+    """
     if not can_run_script(user, script, environment):
         raise PermissionDenied(f"You may not run {script} in {environment}.")
     if script.current_version is None:
@@ -104,15 +110,40 @@ def request_run(user, script, environment, params, dry_run=False):
         raise ValidationError({"params": "Parameters must be a JSON object."})
     if contains_nul(params):
         raise ValidationError({"params": "Parameters cannot contain the NUL character (\\u0000)."})
+    needs_approval = script.requires_approval_in(environment)
+    if needs_approval and not reason.strip():
+        raise ValidationError({"reason": f"Runs in {environment} need approval: say why, for the approvers."})
+    if contains_nul(reason) or len(reason) > REASON_MAX_LENGTH:
+        raise ValidationError({"reason": f"At most {REASON_MAX_LENGTH} characters, without NUL."})
     with transaction.atomic():
         run = Run.objects.create(
             script=script, version=script.current_version, environment=environment, params=params,
-            requested_by=user, dry_run=dry_run, status=RunStatus.QUEUED, timeout_seconds=script.timeout_seconds,
+            requested_by=user, dry_run=dry_run, reason=reason.strip(), timeout_seconds=script.timeout_seconds,
+            status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.QUEUED,
         )
         record("run.requested", run, actor=user, script=script.slug, environment=environment.slug,
                version=run.version.number, params=params, dry_run=dry_run)
-        enqueue(run)
+        if needs_approval:
+            run_awaits_approval.send(sender=Run, run=run)
+        else:
+            enqueue(run)
     return run
+
+
+def release_approved_run(run):
+    """An approved run goes to its queue, exactly as it was requested; False if it no longer waits."""
+    won = change_status(run, RunStatus.QUEUED, {RunStatus.AWAITING_APPROVAL}, status_detail="Approved.")
+    if won:
+        enqueue(run)
+    return won
+
+
+def end_unapproved_run(run, status, detail):
+    """A rejected or expired request ends its run before it ever starts."""
+    won = change_status(run, status, {RunStatus.AWAITING_APPROVAL}, status_detail=detail[:500])
+    if won:
+        record("run.finished", run, status=status, detail=run.status_detail)
+    return won
 
 
 def may_cancel(user, run):
@@ -127,6 +158,7 @@ def cancel_run(run, user):
     not_started = {RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED}
     if change_status(run, RunStatus.CANCELLED, not_started, status_detail=f"Cancelled by {user} before it started."):
         record("run.cancelled", run, actor=user, before_start=True)
+        run_cancelled_before_start.send(sender=Run, run=run, user=user)
         return run
     asked = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at=None).update(
         cancel_requested_at=timezone.now(), cancel_requested_by=user

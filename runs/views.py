@@ -25,6 +25,15 @@ def visible_run_or_404(user, run_id):
     return run
 
 
+def add_errors_to_fields(form, error):
+    """A service's ValidationError, shown next to the form's fields it names (else above the form)."""
+    if not hasattr(error, "error_dict"):
+        form.add_error(None, error.messages)
+        return
+    for field, messages in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, messages)
+
+
 @login_required
 def script_detail(request, slug):
     script = visible_script_or_404(request.user, slug)
@@ -32,14 +41,19 @@ def script_detail(request, slug):
     if request.method == "POST" and form.is_valid():
         try:
             run = services.request_run(request.user, script, form.cleaned_data["environment"],
-                                       form.cleaned_data["params"], form.cleaned_data["dry_run"])
-        except (PermissionDenied, ValidationError) as exc:
-            form.add_error(None, exc.messages if isinstance(exc, ValidationError) else str(exc))
+                                       form.cleaned_data["params"], form.cleaned_data["dry_run"],
+                                       form.cleaned_data["reason"])
+        except PermissionDenied as exc:
+            form.add_error(None, str(exc))
+        except ValidationError as exc:
+            add_errors_to_fields(form, exc)
         else:
             return redirect("run_detail", run_id=run.pk)
     recent, _ = services.run_history(request.user, script=script, page_size=10)
     return render(request, "runs/script_detail.html", {
         "script": script, "form": form, "recent_runs": recent,
+        "approval_environments": [env.name for env in form.fields["environment"].queryset
+                                  if script.requires_approval_in(env)],
         "versions": script.versions.select_related("author")[:20], "history": history(script)[:50],
     }, status=400 if form.errors else 200)
 

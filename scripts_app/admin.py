@@ -30,10 +30,17 @@ class GuardedModelAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
 
 @admin.register(Environment)
 class EnvironmentAdmin(GuardedModelAdmin):
-    list_display = ["name", "slug", "queue_name", "python_path"]
+    list_display = ["name", "slug", "queue_name", "approval_required", "approvals_needed", "approver_team"]
+    list_filter = ["approval_required"]
     search_fields = ["name", "slug", "queue_name"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [SecretInline]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "queue_name", "description"]}),
+        ("Interpreters on its workers", {"fields": ["python_path", "bash_path"]}),
+        ("Approval before a run starts", {"fields": ["approval_required", "approvals_needed", "approver_team",
+                                                     "approval_expiry_hours"]}),
+    ]
 
 
 class ScriptAdminForm(forms.ModelForm):
@@ -44,8 +51,8 @@ class ScriptAdminForm(forms.ModelForm):
 
     class Meta:
         model = Script
-        fields = ["name", "slug", "description", "language", "owner_team", "restricted", "allowed_environments",
-                  "timeout_seconds"]
+        fields = ["name", "slug", "description", "language", "owner_team", "restricted", "always_require_approval",
+                  "allowed_environments", "timeout_seconds"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,7 +90,8 @@ class ScriptAdmin(GuardedModelAdmin):
     list_select_related = ["owner_team", "current_version"]
     inlines = [ScriptVersionInline]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "description", "language", "owner_team", "restricted"]}),
+        (None, {"fields": ["name", "slug", "description", "language", "owner_team", "restricted",
+                           "always_require_approval"]}),
         ("Where and how long", {"fields": ["allowed_environments", "timeout_seconds"]}),
         ("Code", {"fields": ["source", "version_message"]}),
     ]

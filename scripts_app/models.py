@@ -27,6 +27,21 @@ class Environment(models.Model):
     bash_path = models.CharField(max_length=255, default="/bin/bash")
     description = models.TextField(blank=True)
 
+    approval_required = models.BooleanField(
+        default=False, help_text="Runs here wait for approval by someone other than the requester."
+    )
+    approvals_needed = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="Distinct approvers a run needs."
+    )
+    approver_team = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Only members of this team may approve. Blank: anyone who may run the script here.",
+    )
+    approval_expiry_hours = models.PositiveIntegerField(
+        default=24, validators=[MinValueValidator(1)],
+        help_text="A request nobody decided on in this time expires, and its run never starts.",
+    )
+
     class Meta:
         ordering = ["name"]
         permissions = [("use_environment", "Can run scripts in this environment")]
@@ -47,6 +62,11 @@ class Script(models.Model):
     owner_team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     allowed_environments = models.ManyToManyField(Environment, related_name="scripts", blank=True)
     timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)])
+    always_require_approval = models.BooleanField(
+        default=False,
+        help_text="Every run needs approval, in any environment (with that environment's approvers, "
+                  "number and expiry).",
+    )
     restricted = models.BooleanField(
         default=False,
         help_text="Only people and teams given this script by name may see, run or edit it; "
@@ -64,6 +84,9 @@ class Script(models.Model):
 
     def __str__(self):
         return self.name
+
+    def requires_approval_in(self, environment):
+        return self.always_require_approval or environment.approval_required
 
     def save_source(self, source, author=None, message=""):
         """Snapshot `source` as a new version when it differs from the current one; return the current."""

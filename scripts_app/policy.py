@@ -52,12 +52,18 @@ def may_on_script(user, codename, script=None):
     return scripts_with_perm(user, perm).exists()
 
 
+def environments_with_use(user):
+    """The environments `user` may run scripts in at all (whichever scripts they may run)."""
+    if not _active(user):
+        return Environment.objects.none()
+    return get_objects_for_user(user, "scripts_app.use_environment", Environment, accept_global_perms=True)
+
+
 def environments_usable_by(user, script):
     """The environments `user` may run `script` in: allowed for the script and granted to the user."""
     if not _has(user, "scripts_app.run_script", script):
         return Environment.objects.none()
-    usable = get_objects_for_user(user, "scripts_app.use_environment", Environment, accept_global_perms=True)
-    return usable.filter(pk__in=script.allowed_environments.values("pk"))
+    return environments_with_use(user).filter(pk__in=script.allowed_environments.values("pk"))
 
 
 def can_run_script(user, script, environment):

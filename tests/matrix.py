@@ -8,6 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.urls import URLResolver, get_resolver
 
+from approvals.services import link_token
 from audit.models import AuditEvent
 from runs import services
 from runs.models import LogChunk
@@ -47,6 +48,10 @@ class World:
         self.token = ApiToken.issue(self.users["admin"], "matrix")[0]
         self.event = AuditEvent.objects.first()
         self.team = Group.objects.get(name="engineering")
+        production = Environment.objects.get(slug="production")  # requires approval in the demo
+        self.approval = services.request_run(self.users["ops"], self.hello, production, {"name": "y"},
+                                             reason="matrix").approval
+        self.engineers_link = link_token(self.approval, self.users["engineer"])
 
     def admin_object(self, model_path):
         objects = {
@@ -55,7 +60,7 @@ class World:
             "scripts_app/environment": self.staging, "scripts_app/script": self.hello,
             "scripts_app/scriptversion": self.hello.current_version, "scripts_app/secret": self.secret,
             "scripts_app/apitoken": self.token, "runs/run": self.hello_run,
-            "runs/logchunk": self.hello_run.chunks.first(),
+            "runs/logchunk": self.hello_run.chunks.first(), "approvals/approvalrequest": self.approval,
         }
         obj = objects[model_path]
         return obj.pk if obj is not None else 1
@@ -75,6 +80,7 @@ class World:
             "slug": self.hello.slug, "run_id": self.hello_run.pk,
             "id": self.users["engineer"].pk, "user_id": self.users["engineer"].pk, "group_id": self.team.pk,
             "content_type_id": ContentType.objects.get_for_model(Script).pk,
+            "request_id": self.approval.pk, "token": self.engineers_link,
         }
 
         def fill(match):

@@ -140,7 +140,7 @@ def test_changing_an_environment_writes_one_event(root_client, superuser, stagin
     new = NewEvents()
     response = root_client.post(f"/admin/scripts_app/environment/{staging.pk}/change/", {
         "name": "Staging EU", "slug": "staging", "queue_name": staging.queue_name, "python_path": "",
-        "bash_path": "/bin/bash", "description": "",
+        "bash_path": "/bin/bash", "description": "", "approvals_needed": "1", "approval_expiry_hours": "24",
         "secrets-TOTAL_FORMS": "0", "secrets-INITIAL_FORMS": "0", "secrets-MIN_NUM_FORMS": "0",
         "secrets-MAX_NUM_FORMS": "1000",
     })

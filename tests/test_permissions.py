@@ -34,6 +34,16 @@ MATRIX = {
     ("api_run_log", "api/runs/<int:run_id>/log/"): "401 200 200 200 200 404",
     ("api_run_cancel", "api/runs/<int:run_id>/cancel/"): "401 405 405 405 405 405",
     ("api_schema", "api/schema/"): "401 200 200 200 200 200",
+    # The approval request: ops asked to run hello on production; anyone else who may run it there
+    # approves (admin, engineer); viewers see it as they see the run; the link was sent to engineer.
+    ("approval_inbox", "approvals/"): "302 200 200 200 200 200",
+    ("approval_detail", "approvals/<int:request_id>/"): "302 200 200 200 200 404",
+    ("approval_decide", "approvals/<int:request_id>/decide/"): "302 405 405 405 405 405",
+    ("approval_withdraw", "approvals/<int:request_id>/withdraw/"): "302 405 405 405 405 405",
+    ("approval_link", "approvals/link/<str:token>/"): "302 403 200 403 403 403",
+    ("api_approval_list", "api/approvals/"): "401 200 200 200 200 200",
+    ("api_approval_approve", "api/approvals/<int:request_id>/approve/"): "401 405 405 405 405 405",
+    ("api_approval_reject", "api/approvals/<int:request_id>/reject/"): "401 405 405 405 405 405",
     ("account_login", "accounts/login/"): "200 302 302 302 302 302",
     ("account_logout", "accounts/logout/"): "302 200 200 200 200 200",
     ("account_inactive", "accounts/inactive/"): "200 200 200 200 200 200",
@@ -125,13 +135,19 @@ MATRIX = {
     ("admin:runs_run_delete", "admin/runs/run/<path:object_id>/delete/"): "302 403 403 302 302 302",
     ("admin:runs_run_change", "admin/runs/run/<path:object_id>/change/"): "302 200 200 302 302 302",
     ("admin:None", "admin/runs/run/<path:object_id>/"): "302 302 302 302 302 302",
+    ("admin:None", "admin/approvals/approvalrequest/<path:object_id>/"): "302 302 302 302 302 302",
+    ("admin:approvals_approvalrequest_changelist", "admin/approvals/approvalrequest/"): "302 200 200 302 302 302",
+    ("admin:approvals_approvalrequest_add", "admin/approvals/approvalrequest/add/"): "302 403 403 302 302 302",
+    ("admin:approvals_approvalrequest_history", "admin/approvals/approvalrequest/<path:object_id>/history/"): "302 200 200 302 302 302",
+    ("admin:approvals_approvalrequest_delete", "admin/approvals/approvalrequest/<path:object_id>/delete/"): "302 403 403 302 302 302",
+    ("admin:approvals_approvalrequest_change", "admin/approvals/approvalrequest/<path:object_id>/change/"): "302 200 200 302 302 302",
     ("admin:runs_logchunk_changelist", "admin/runs/logchunk/"): "302 200 200 302 302 302",
     ("admin:runs_logchunk_add", "admin/runs/logchunk/add/"): "302 403 403 302 302 302",
     ("admin:runs_logchunk_history", "admin/runs/logchunk/<path:object_id>/history/"): "302 200 200 302 302 302",
     ("admin:runs_logchunk_delete", "admin/runs/logchunk/<path:object_id>/delete/"): "302 403 403 302 302 302",
     ("admin:runs_logchunk_change", "admin/runs/logchunk/<path:object_id>/change/"): "302 200 200 302 302 302",
     ("admin:None", "admin/runs/logchunk/<path:object_id>/"): "302 302 302 302 302 302",
-    ("admin:app_list", "admin/^(?P<app_label>auth|account|audit|scripts_app|runs)/$"): "302 200 200 302 302 302",
+    ("admin:app_list", "admin/^(?P<app_label>auth|account|audit|scripts_app|runs|approvals)/$"): "302 200 200 302 302 302",
     ("admin:None", "admin/(?P<url>.*)$"): "302 404 404 302 302 302",}
 
 # The restricted finance script and its run: engineering's rights on all scripts do not reach them.
@@ -260,7 +276,7 @@ def test_cancel_through_the_api(world, role, status, cancelled):
 def test_start_through_the_api(world, role, environment, status):
     before = Run.objects.count()
     headers = token_headers(world, role)
-    response = Client().post("/api/runs/", {"script": "hello", "environment": environment},
+    response = Client().post("/api/runs/", {"script": "hello", "environment": environment, "reason": "matrix"},
                              content_type="application/json", **headers)
     assert response.status_code == status
     assert Run.objects.count() == before + (1 if status == 201 else 0)
@@ -277,7 +293,8 @@ def test_start_from_the_form_including_forged_posts(world, role, environment, st
 
     before = Run.objects.count()
     env = Environment.objects.get(slug=environment)
-    response = client_for(world, role).post("/scripts/hello/", {"environment": env.pk, "params": "{}"})
+    response = client_for(world, role).post("/scripts/hello/", {"environment": env.pk, "params": "{}",
+                                                                "reason": "matrix"})
     assert response.status_code == status
     started = status == 302 and role != "anonymous"
     assert Run.objects.count() == before + (1 if started else 0)

@@ -37,6 +37,7 @@ function showStatus(s) {
   document.getElementById("run-exit-code").textContent = s.exit_code ?? "—";
   if (s.duration !== null) document.getElementById("run-duration").textContent = `${s.duration.toFixed(1)} s`;
   document.getElementById("run-output-bytes").textContent = formatBytes(s.output_bytes);
+  if (s.status !== "awaiting_approval") document.getElementById("approval-waiting")?.remove();
   finished = s.finished;
   if (finished) {
     document.getElementById("cancel-form")?.remove();

@@ -39,7 +39,7 @@ echo "finished after $seconds ticks"
 '''
 
 ENGINEERING_PERMISSIONS = ["view_script", "run_script", "add_script", "change_script", "view_scriptversion",
-                           "view_environment", "view_run", "view_logchunk"]
+                           "view_environment", "view_run", "view_logchunk", "view_approvalrequest"]
 
 MONTH_END = '''"""Totals the month for finance (a stand-in for a sensitive report)."""
 import time
@@ -103,7 +103,10 @@ class Command(BaseCommand):
                                              f"{DEMO_PASSWORD}): {', '.join(ROLES)}"))
 
     def environment(self, name, slug):
-        env, _ = Environment.objects.get_or_create(slug=slug, defaults={"name": name, "queue_name": slug})
+        """Production is created requiring one approval (by anyone else who may run the script there)."""
+        env, _ = Environment.objects.get_or_create(slug=slug, defaults={
+            "name": name, "queue_name": slug, "approval_required": slug == "production",
+        })
         return env
 
     def secret(self, environment, name, value):

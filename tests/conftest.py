@@ -15,6 +15,7 @@ from django.test import AsyncClient
 from guardian.shortcuts import assign_perm
 from rq import Queue, SimpleWorker
 
+from audit.models import AuditEvent
 from scripts_app.models import Environment, Script, Secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,6 +96,25 @@ def secret(staging):
     s.set_value("sup3r-s3cret-value-42")
     s.save()
     return s
+
+
+class NewEvents:
+    """The events written since it was made, oldest first."""
+
+    def __init__(self):
+        self.last_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    def all(self):
+        return list(AuditEvent.objects.filter(id__gt=self.last_id).order_by("id"))
+
+    def actions(self):
+        return [event.action for event in self.all()]
+
+    def one(self, action):
+        """The only new event; fails when there are others or none."""
+        events = self.all()
+        assert [e.action for e in events] == [action]
+        return events[0]
 
 
 def download_log(user, run):

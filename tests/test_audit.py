@@ -14,26 +14,7 @@ from audit.models import AppendOnlyError, AuditEvent
 from runs import services
 from runs.models import RunStatus
 from scripts_app.models import Script, Secret
-from tests.conftest import PASSWORD, work_queue
-
-
-class NewEvents:
-    """The events written since it was made, oldest first."""
-
-    def __init__(self):
-        self.last_id = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-    def all(self):
-        return list(AuditEvent.objects.filter(id__gt=self.last_id).order_by("id"))
-
-    def actions(self):
-        return [event.action for event in self.all()]
-
-    def one(self, action):
-        """The only new event; fails when there are others or none."""
-        events = self.all()
-        assert [e.action for e in events] == [action]
-        return events[0]
+from tests.conftest import PASSWORD, NewEvents, work_queue
 
 
 @pytest.fixture

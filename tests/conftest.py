@@ -162,10 +162,10 @@ def subprocess_env():
 class LiveStack:
     """A real daphne and a real RQ worker (forking, as in production) against the test database."""
 
-    def __init__(self, queues):
+    def __init__(self, queues, **extra_env):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = subprocess_env()
+        env = {**subprocess_env(), "BACKFILL_BASE_URL": self.url, **extra_env}
         self.procs = [
             subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
                               "backfill_site.asgi:application"], cwd=ROOT, env=env,
@@ -202,12 +202,51 @@ def browser_type_launch_args(browser_type_launch_args):
     return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_FLAGS}
 
 
+class MailServer:
+    """A real SMTP server on a loopback port that keeps what it receives."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.messages = []
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 Message accepted"
+
+    def wait_for(self, recipient, subject_part, timeout=20):
+        """The first message to `recipient` whose subject contains `subject_part`, as an email.message."""
+        import email
+        from email import policy
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for envelope in list(self.messages):
+                message = email.message_from_bytes(envelope.content, policy=policy.default)
+                if recipient in envelope.rcpt_tos and subject_part in message["Subject"]:
+                    return message
+            time.sleep(0.1)
+        raise AssertionError(f"no message to {recipient} about {subject_part!r}")
+
+
 @pytest.fixture
-def demo_stack(transactional_db):
-    """The demo data of `manage.py seed_demo`, served by a real daphne and worked by a real worker."""
+def mail_server():
+    server = MailServer()
+    server.controller.start()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture
+def demo_stack(transactional_db, mail_server):
+    """The demo data of `manage.py seed_demo`, served by a real daphne and worked by a real worker;
+    the mail it sends goes to `mail_server`."""
     from django.core.management import call_command
 
     call_command("seed_demo", stdout=open(os.devnull, "w"))
-    stack = LiveStack(["staging", "production"])
+    stack = LiveStack(["staging", "production"], EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+                      EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mail_server.controller.port))
+    stack.mail = mail_server
     yield stack
     stack.stop()

@@ -49,3 +49,49 @@ def test_newcomer_runs_hello_and_watches_it_live(demo_stack, page):
     page.reload()  # a finished run renders whole from the server
     expect(page.locator("#run-status")).to_have_text("Succeeded")
     expect(log).to_contain_text("All done.")
+
+
+def test_an_approver_follows_the_emailed_link_approves_and_the_run_succeeds(demo_stack, page):
+    """ops asks to run hello on production (it needs one approval); engineer approves from the email."""
+    import json
+    import urllib.request
+
+    from django.contrib.auth import get_user_model
+
+    from scripts_app.models import ApiToken
+
+    key = ApiToken.issue(get_user_model().objects.get(username="ops"), "journey")[1]
+    body = json.dumps({"script": "hello", "environment": "production", "params": {"name": "Approver"},
+                       "reason": "Greet the approver"}).encode()
+    request = urllib.request.Request(demo_stack.url + "/api/runs/", data=body, method="POST", headers={
+        "Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request) as response:
+        run = json.load(response)
+    assert run["status"] == "awaiting_approval"
+
+    message = demo_stack.mail.wait_for("engineer@example.com", "ops wants to run Hello on Production")
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    link = re.search(r"http://\S+/approvals/link/\S+/", text).group(0)
+
+    page.goto(link)
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.fill("input[name=login]", "engineer")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("ops wants to run Hello on Production")
+    expect(page.locator("#code")).to_contain_text("Hello, {name}")
+    expect(page.locator("main")).to_contain_text("Greet the approver")
+    page.fill("textarea[name=comment]", "Go ahead")
+    page.click("button[value=approve]")
+
+    # deciding on production asks for the password again
+    expect(page).to_have_url(re.compile(r"/accounts/reauthenticate/"))
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("main button[type=submit]")
+    expect(page.locator("#approval-status")).to_have_text("Approved")
+
+    page.click(f"a[href='/runs/{run['id']}/']")
+    expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=30_000)
+    expect(page.locator("#log")).to_contain_text("Hello, Approver!")
+    decision = demo_stack.mail.wait_for("ops@example.com", "was approved")
+    assert "Go ahead" in decision.get_body(preferencelist=("plain",)).get_content()

@@ -1,5 +1,8 @@
 """The approval rules, each decided here and only here.
 
+Audit events about approvals name the run (so they show in the run page's History), with the
+request's id in their detail.
+
 - Never the requester, whoever they are (an approver, a superuser).
 - Where the request names a team, only its members; otherwise anyone who may run the script in
   that environment.
@@ -49,7 +52,7 @@ def open_request(run):
         run=run, approvals_needed=environment.approvals_needed, approver_team=environment.approver_team,
         expires_at=timezone.now() + timedelta(hours=environment.approval_expiry_hours),
     )
-    record("approval.requested", request, actor=run.requested_by, run=run.pk, script=run.script.slug,
+    record("approval.requested", run, actor=run.requested_by, approval=request.pk, script=run.script.slug,
            environment=environment.slug, approvals_needed=request.approvals_needed,
            approver_team=str(request.approver_team or ""))
     transaction.on_commit(lambda: notify.request_made(request, approvers(request)))
@@ -158,7 +161,7 @@ def decide(request_id, user, approved, comment=""):
 
 def take_decision(request, user, approved, comment):
     ApprovalDecision.objects.create(request=request, approver=user, approved=approved, comment=comment)
-    record("approval.approved" if approved else "approval.rejected", request, actor=user, run=request.run_id,
+    record("approval.approved" if approved else "approval.rejected", request.run, actor=user, approval=request.pk,
            comment=comment)
     if not approved:
         close(request, ApprovalStatus.REJECTED)
@@ -183,7 +186,7 @@ def expire_if_due(request, now=None):
     if not (request.is_pending and request.is_past_expiry(now)):
         return False
     close(request, ApprovalStatus.EXPIRED)
-    record("approval.expired", request, run=request.run_id, expires_at=request.expires_at.isoformat())
+    record("approval.expired", request.run, approval=request.pk, expires_at=request.expires_at.isoformat())
     runs.end_unapproved_run(request.run, RunStatus.EXPIRED,
                             f"Nobody approved it before {timezone.localtime(request.expires_at):%Y-%m-%d %H:%M %Z}.")
     transaction.on_commit(lambda: notify.request_settled(request))
@@ -220,7 +223,7 @@ def run_cancelled(run, user):
         request = ApprovalRequest.objects.select_for_update().filter(run=run, status=ApprovalStatus.PENDING).first()
         if request is not None:
             close(request, ApprovalStatus.WITHDRAWN)
-            record("approval.withdrawn", request, actor=user, run=run.pk)
+            record("approval.withdrawn", run, actor=user, approval=request.pk)
 
 
 # --- what the approval page shows --------------------------------------------------------------------

@@ -467,7 +467,8 @@ def test_request_and_each_decision_are_audited_once(engineer, ana, bob, backfill
     new = NewEvents()
     services.decide(approval_of(run).pk, ana, True, "fine")
     approved = new.one("approval.approved")
-    assert approved.actor == ana and approved.detail == {"run": run.pk, "comment": "fine"}
+    assert approved.actor == ana and approved.detail == {"approval": approval_of(run).pk, "comment": "fine"}
+    assert (approved.object_type, approved.object_id) == ("run", str(run.pk))  # in the run page's History
     new = NewEvents()
     services.decide(approval_of(run).pk, bob, False, "no")
     assert new.actions() == ["approval.rejected", "run.finished"]

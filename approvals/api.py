@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 
 from approvals import services
 from approvals.models import ApprovalRequest
+from scripts_app.api_auth import ApiTokenAuthentication
 
 
 class Conflict(APIException):
@@ -50,10 +51,15 @@ class ApprovalList(APIView):
 
 
 class Decide(APIView):
+    """With an API token only: a browser session decides on the approval page, which asks it to
+    confirm its password first."""
+
     approved = True
 
     @extend_schema(request=DecisionSerializer, responses=ApprovalSerializer)
     def post(self, request, request_id):
+        if not isinstance(request.successful_authenticator, ApiTokenAuthentication):
+            raise ApiPermissionDenied("Decide with an API token, or on the approval page in the browser.")
         approval = ApprovalRequest.objects.select_related("run").filter(pk=request_id).first()
         if approval is None or not services.can_see_request(request.user, approval):
             raise Http404

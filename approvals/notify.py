@@ -17,10 +17,10 @@ def absolute(path):
 def send(to, subject, template, context):
     """One message; a mail server that fails is logged, never fails the request that caused it."""
     context = {**context, "base_url": settings.BACKFILL_BASE_URL}
-    message = EmailMultiAlternatives(subject, render_to_string(f"approvals/email/{template}.txt", context),
-                                     settings.DEFAULT_FROM_EMAIL, [to])
-    message.attach_alternative(render_to_string(f"approvals/email/{template}.html", context), "text/html")
     try:
+        message = EmailMultiAlternatives(subject, render_to_string(f"approvals/email/{template}.txt", context),
+                                         settings.DEFAULT_FROM_EMAIL, [to])
+        message.attach_alternative(render_to_string(f"approvals/email/{template}.html", context), "text/html")
         message.send()
     except Exception:
         log.exception("could not email %s about %s", to, subject)

@@ -28,7 +28,7 @@ from approvals import notify
 from approvals.models import ApprovalDecision, ApprovalRequest, ApprovalStatus
 from audit.services import record
 from runs import services as runs
-from runs.models import RunStatus
+from runs.models import Run, RunStatus
 from scripts_app.policy import can_run_script, can_view_script, environments_with_use, scripts_with_perm
 
 LINK_SALT = "approvals.link"
@@ -82,6 +82,8 @@ def refusal(user, request):
     if not request.is_pending:
         return ApprovalRefused(f"This request is {request.get_status_display().lower()}: it takes no more "
                                "decisions.", conflict=True)
+    if request.run.status != RunStatus.AWAITING_APPROVAL:
+        return ApprovalRefused("This run no longer waits for approval.", conflict=True)
     earlier = request.decisions.filter(approver=user).first()
     if earlier is not None:
         verb = "approved" if earlier.approved else "rejected"
@@ -97,18 +99,26 @@ def can_see_request(user, request):
 
 
 def approvers(request):
-    """Everyone who may approve the request (active, not the requester), for the emails and the page."""
-    users = get_user_model().objects.filter(is_active=True).exclude(pk=request.run.requested_by_id)
+    """Everyone who may approve the request (active, not the requester), in a fixed number of queries."""
+    run = request.run
+    users = get_user_model().objects.filter(is_active=True).exclude(pk=run.requested_by_id)
     if request.approver_team_id:
         return list(users.filter(groups=request.approver_team_id).order_by("username"))
-    run_perm = Permission.objects.get(codename="run_script", content_type__app_label="scripts_app")
-    by_object = get_users_with_perms(request.run.script, only_with_perms_in=["run_script"],
-                                     with_group_users=True, with_superusers=True)
-    candidates = users.filter(
-        Q(pk__in=by_object.values("pk")) | Q(user_permissions=run_perm) | Q(groups__permissions=run_perm)
-        | Q(is_superuser=True)
-    ).distinct().order_by("username")
-    return [user for user in candidates if can_run_script(user, request.run.script, request.run.environment)]
+    if not run.script.allowed_environments.filter(pk=run.environment_id).exists():
+        return []
+    may_run = holders(run.script, "run_script", include_global=not run.script.restricted)
+    may_use = holders(run.environment, "use_environment", include_global=True)
+    return list(users.filter(Q(is_superuser=True) | (Q(pk__in=may_run) & Q(pk__in=may_use))).order_by("username"))
+
+
+def holders(obj, codename, include_global):
+    """The ids of users holding `codename` on `obj`: on the object (themselves or a team), or globally."""
+    by_object = get_users_with_perms(obj, only_with_perms_in=[codename], with_group_users=True).values("pk")
+    if not include_global:
+        return by_object
+    permission = Permission.objects.get(codename=codename, content_type__app_label="scripts_app")
+    globally = get_user_model().objects.filter(Q(user_permissions=permission) | Q(groups__permissions=permission))
+    return get_user_model().objects.filter(Q(pk__in=by_object) | Q(pk__in=globally.values("pk"))).values("pk")
 
 
 def pending_for(user):
@@ -135,6 +145,9 @@ def with_decision_counts(requests):
 # --- deciding --------------------------------------------------------------------------------------
 
 def locked(request_id):
+    """The request, locked, with its run locked first (in the order cancelling a run takes them)."""
+    run_id = ApprovalRequest.objects.values_list("run_id", flat=True).get(pk=request_id)
+    list(Run.objects.select_for_update().filter(pk=run_id).values_list("pk"))
     return ApprovalRequest.objects.select_for_update(of=("self",)).select_related(
         "run__script", "run__environment", "run__requested_by", "approver_team"
     ).get(pk=request_id)
@@ -206,19 +219,21 @@ def expire_due(now=None):
 
 def withdraw(request_id, user):
     """The requester takes the request back: the run is cancelled, and with it the request."""
-    request = ApprovalRequest.objects.select_related("run").get(pk=request_id)
-    if user.pk != request.run.requested_by_id:
-        raise ApprovalRefused("Only the person who requested the run can withdraw the request.")
-    if not request.is_pending:
-        raise ApprovalRefused(f"This request is {request.get_status_display().lower()}: nothing to withdraw.",
-                              conflict=True)
-    runs.cancel_run(request.run, user)
+    with transaction.atomic():
+        request = locked(request_id)
+        if user.pk != request.run.requested_by_id:
+            raise ApprovalRefused("Only the person who requested the run can withdraw the request.")
+        if not request.is_pending:
+            raise ApprovalRefused(f"This request is {request.get_status_display().lower()}: nothing to withdraw.",
+                                  conflict=True)
+        runs.cancel_run(request.run, user)
     request.refresh_from_db()
     return request
 
 
 def run_cancelled(run, user):
-    """A run cancelled before it started (by the requester or anyone who may stop it) withdraws its request."""
+    """A run cancelled before it started (only its requester may, while it waits) withdraws its request.
+    Called inside the transaction that cancels the run, which holds the run's lock."""
     with transaction.atomic():
         request = ApprovalRequest.objects.select_for_update().filter(run=run, status=ApprovalStatus.PENDING).first()
         if request is not None:

@@ -74,6 +74,11 @@ def link(request, token):
             "problem": f"This link was sent to someone else. You are signed in as {request.user.get_username()}: "
                        "sign out and sign in as the person it was sent to, or use your own approvals inbox.",
         }, status=403)
+    approval = ApprovalRequest.objects.filter(pk=request_id).select_related("run").first()
+    if approval is None or not services.can_see_request(request.user, approval):
+        return render(request, "approvals/link_problem.html", {
+            "problem": "This request is gone, or you may no longer see it (your rights changed).",
+        }, status=403)
     return render_request(request, visible_request_or_404(request.user, request_id))
 
 

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "channels",
     "audit",
     "scripts_app",
+    "ui_builder",
     "runs",
     "approvals",
 ]
@@ -202,6 +203,8 @@ BACKFILL_MAX_OUTPUT_BYTES = int(os.environ.get("BACKFILL_MAX_OUTPUT_BYTES", str(
 BACKFILL_KILL_GRACE_SECONDS = float(os.environ.get("BACKFILL_KILL_GRACE_SECONDS", "5"))
 BACKFILL_HEARTBEAT_SECONDS = float(os.environ.get("BACKFILL_HEARTBEAT_SECONDS", "5"))
 BACKFILL_LOG_FLUSH_SECONDS = 0.1
+# The largest file a form's upload field takes (a field's own max, in KB, can only lower it).
+BACKFILL_MAX_UPLOAD_BYTES = int(os.environ.get("BACKFILL_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 BACKFILL_LOG_FLUSH_BYTES = 64 * 1024
 # How much of the log the run page renders at once; the rest is in the download.
 BACKFILL_PAGE_TAIL_BYTES = 256 * 1024

@@ -1,3 +1,5 @@
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -46,7 +48,7 @@ class Run(models.Model):
     """
 
     IMMUTABLE = ("script_id", "version_id", "environment_id", "params", "requested_by_id", "dry_run",
-                 "resumed_from_id", "timeout_seconds", "reason")
+                 "resumed_from_id", "timeout_seconds", "reason", "form_snapshot")
 
     script = models.ForeignKey(Script, on_delete=models.PROTECT, related_name="runs")
     version = models.ForeignKey(ScriptVersion, on_delete=models.PROTECT, related_name="runs")
@@ -54,6 +56,10 @@ class Run(models.Model):
     params = models.JSONField(default=dict, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs")
     dry_run = models.BooleanField(default=False)
+    form_snapshot = models.JSONField(
+        null=True, blank=True, help_text="The script's form when the run was requested (its parameters were "
+                                         "validated against it)."
+    )
     reason = models.TextField(blank=True, max_length=2000, help_text="Why the requester runs it (approvers read it).")
     resumed_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="resumed_by")
@@ -141,3 +147,36 @@ class LogChunk(models.Model):
 
     def __str__(self):
         return f"run {self.run_id} chunk {self.seq}"
+
+
+class RunFile(models.Model):
+    """A file given to a run through its form (a CSV for a backfill), kept with it in the database.
+
+    The worker writes it into the run's private directory; the script gets that path as the
+    parameter's value. Before a confirmed request has a run, the upload waits here without one.
+    """
+
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.CASCADE, related_name="files")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    field_name = models.CharField(max_length=60)
+    filename = models.CharField(max_length=255)
+    content = models.BinaryField()
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.filename} ({self.field_name})"
+
+    @classmethod
+    def from_upload(cls, user, field_name, upload):
+        content = b"".join(upload.chunks())
+        return cls(uploaded_by=user, field_name=field_name, filename=upload.name[:255], content=content,
+                   size=len(content), sha256=hashlib.sha256(content).hexdigest())
+
+    def describe(self):
+        """What the run's parameters record for this file (the script gets its path instead)."""
+        return {"file": self.filename, "size": self.size, "sha256": self.sha256}

@@ -14,9 +14,10 @@ from django.utils import timezone
 from rq import Queue
 
 from audit.services import record
-from runs.models import LogChunk, Run, RunStatus
+from runs.models import LogChunk, Run, RunFile, RunStatus
 from runs.signals import run_awaits_approval, run_cancelled_before_start
 from scripts_app.policy import can_run_script, can_view_script, scripts_visible_to
+from ui_builder.services import spec_for, validate_params
 
 log = logging.getLogger(__name__)
 
@@ -96,31 +97,35 @@ def contains_nul(value):
     return False
 
 
-def request_run(user, script, environment, params, dry_run=False, reason=""):
+def request_run(user, script, environment, params, dry_run=False, reason="", files=None):
     """Create a run of the script's current version if `user` may run it there.
 
-    Where the script or environment requires approval the run waits (`awaiting_approval`) and
-    `run_awaits_approval` is sent inside the transaction; otherwise it is queued.
+    Parameters are checked against the script's form where it has one (and the form is kept with
+    the run); files are the form's uploads. Where the script or environment requires approval the
+    run waits (`awaiting_approval`) and `run_awaits_approval` is sent inside the transaction;
+    otherwise it is queued.
     """
     if not can_run_script(user, script, environment):
         raise PermissionDenied(f"You may not run {script} in {environment}.")
     if script.current_version is None:
         raise ValidationError({"script": "This script has no source yet."})
-    if not isinstance(params, dict):
-        raise ValidationError({"params": "Parameters must be a JSON object."})
-    if contains_nul(params):
-        raise ValidationError({"params": "Parameters cannot contain the NUL character (\\u0000)."})
+    params, uploads, spec = checked_params(script, params, files, dry_run)
     needs_approval = script.requires_approval_in(environment)
     if needs_approval and not reason.strip():
         raise ValidationError({"reason": f"Runs in {environment} need approval: say why, for the approvers."})
     if contains_nul(reason) or len(reason) > REASON_MAX_LENGTH:
         raise ValidationError({"reason": f"At most {REASON_MAX_LENGTH} characters, without NUL."})
+    files = [RunFile.from_upload(user, name, upload) for name, upload in uploads.items()]
+    params |= {f.field_name: f.describe() for f in files}
     with transaction.atomic():
         run = Run.objects.create(
             script=script, version=script.current_version, environment=environment, params=params,
             requested_by=user, dry_run=dry_run, reason=reason.strip(), timeout_seconds=script.timeout_seconds,
-            status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.QUEUED,
+            form_snapshot=spec, status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.QUEUED,
         )
+        for file in files:
+            file.run = run
+        RunFile.objects.bulk_create(files)
         record("run.requested", run, actor=user, script=script.slug, environment=environment.slug,
                version=run.version.number, params=params, dry_run=dry_run)
         if needs_approval:
@@ -128,6 +133,22 @@ def request_run(user, script, environment, params, dry_run=False, reason=""):
         else:
             enqueue(run)
     return run
+
+
+def checked_params(script, params, files, dry_run):
+    """(parameters, uploads, form spec): validated by the script's form, or a free JSON object without one."""
+    spec = spec_for(script)
+    if spec is None:
+        if not isinstance(params, dict):
+            raise ValidationError({"params": "Parameters must be a JSON object."})
+        uploads = {}
+    else:
+        params, uploads = validate_params(spec, params, files)
+        if dry_run and not spec["supports_dry_run"]:
+            raise ValidationError({"dry_run": "This script does not offer a dry run."})
+    if contains_nul(params):
+        raise ValidationError({"params": "Parameters cannot contain the NUL character (\\u0000)."})
+    return params, uploads, spec
 
 
 def release_approved_run(run):
@@ -147,19 +168,25 @@ def end_unapproved_run(run, status, detail):
 
 
 def may_cancel(user, run):
-    """Those who may run the script in that environment may stop its runs."""
+    """A run waiting for approval is withdrawn by its requester only; other runs are stopped by those
+    who may run the script in that environment."""
+    if run.status == RunStatus.AWAITING_APPROVAL:
+        return user.is_authenticated and user.pk == run.requested_by_id
     return can_run_script(user, run.script, run.environment)
 
 
 def cancel_run(run, user):
     """Cancel a run that has not started; ask a running one to stop (its supervisor kills it)."""
     if not may_cancel(user, run):
-        raise PermissionDenied("You may not cancel this run.")
+        raise PermissionDenied("Only the requester can withdraw a run that waits for approval."
+                               if run.status == RunStatus.AWAITING_APPROVAL else "You may not cancel this run.")
     not_started = {RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED}
-    if change_status(run, RunStatus.CANCELLED, not_started, status_detail=f"Cancelled by {user} before it started."):
-        record("run.cancelled", run, actor=user, before_start=True)
-        run_cancelled_before_start.send(sender=Run, run=run, user=user)
-        return run
+    with transaction.atomic():  # the approval request is withdrawn with it, or neither changes
+        if change_status(run, RunStatus.CANCELLED, not_started,
+                         status_detail=f"Cancelled by {user} before it started."):
+            record("run.cancelled", run, actor=user, before_start=True)
+            run_cancelled_before_start.send(sender=Run, run=run, user=user)
+            return run
     asked = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at=None).update(
         cancel_requested_at=timezone.now(), cancel_requested_by=user
     )

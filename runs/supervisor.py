@@ -126,6 +126,8 @@ class ChunkStore:
     def put(self, seq, text):
         while True:
             self._raise_if_failed()
+            if not self.thread.is_alive():
+                raise RuntimeError("the thread storing the run's output has stopped")
             try:
                 self.queue.put((seq, text), timeout=1)
                 return
@@ -239,7 +241,7 @@ def param_env_value(value):
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def child_environment(run, workdir, params_file):
+def child_environment(run, workdir, params_file, params):
     """Built from scratch: nothing of the worker's own environment reaches the script."""
     env = {secret.name: secret.get_value() for secret in run.environment.secrets.all()}
     env.update(
@@ -249,7 +251,7 @@ def child_environment(run, workdir, params_file):
         BACKFILL_SCRIPT_VERSION=str(run.version.number), BACKFILL_ENVIRONMENT=run.environment.slug,
         BACKFILL_DRY_RUN="1" if run.dry_run else "0", BACKFILL_PARAMS_FILE=params_file,
     )
-    env.update({param_env_name(k): param_env_value(v) for k, v in run.params.items()})
+    env.update({param_env_name(k): param_env_value(v) for k, v in params.items()})
     return env
 
 
@@ -259,16 +261,30 @@ def command_for(run, script_path):
     return [run.environment.python_path or sys.executable, script_path]
 
 
+def write_private(path, content):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+
+
 def prepare_workdir(run):
-    """A private (0700) directory holding the script's source and its parameters file."""
+    """A private (0700) directory with the script, its uploaded files and its parameters file.
+
+    Returns (directory, script path, parameters file, parameters): an uploaded file's parameter is
+    its path in the directory.
+    """
     workdir = tempfile.mkdtemp(prefix=f"backfill-run-{run.pk}-", dir=settings.BACKFILL_TEMP_DIR)
     script_path = os.path.join(workdir, "script.sh" if run.script.language == "bash" else "script.py")
+    write_private(script_path, run.version.source.encode())
+    params = dict(run.params)
+    for upload in run.files.all():
+        safe_name = re.sub(r"[^A-Za-z0-9._-]", "_", os.path.basename(upload.filename)).lstrip(".") or "upload"
+        path = os.path.join(workdir, f"upload-{upload.pk}-{safe_name}")
+        write_private(path, bytes(upload.content))
+        params[upload.field_name] = path
     params_file = os.path.join(workdir, "params.json")
-    for path, content in ((script_path, run.version.source), (params_file, json.dumps(run.params))):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(content)
-    return workdir, script_path, params_file
+    write_private(params_file, json.dumps(params).encode())
+    return workdir, script_path, params_file, params
 
 
 def signal_name(number):
@@ -390,7 +406,7 @@ class Supervision:
         return Outcome(status, code, detail)
 
 
-def start_child(run, workdir, script_path, params_file):
+def start_child(run, workdir, script_path, params_file, params):
     """The script in its own session (process group), no shell, stdout and stderr on one pipe.
 
     Where `setpriv` exists, the child is also killed if its supervisor dies (parent-death signal).
@@ -401,7 +417,7 @@ def start_child(run, workdir, script_path, params_file):
     if SETPRIV:
         command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
     return subprocess.Popen(
-        command, cwd=workdir, env=child_environment(run, workdir, params_file),
+        command, cwd=workdir, env=child_environment(run, workdir, params_file, params),
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True, close_fds=True,
     )
@@ -417,9 +433,9 @@ def supervise(run):
     workdir = proc = writer = None
     try:
         writer = LogWriter(run.pk, SecretMasker(s.get_value() for s in run.environment.secrets.all()), publisher)
-        workdir, script_path, params_file = prepare_workdir(run)
+        workdir, script_path, params_file, params = prepare_workdir(run)
         try:
-            proc = start_child(run, workdir, script_path, params_file)
+            proc = start_child(run, workdir, script_path, params_file, params)
         except (OSError, ValueError) as exc:
             writer.feed(f"Could not start the script: {exc}\n".encode())
             writer.close()

@@ -3,7 +3,7 @@ import secrets as pysecrets
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 from scripts_app.crypto import decrypt, encrypt
@@ -27,19 +27,23 @@ class Environment(models.Model):
     bash_path = models.CharField(max_length=255, default="/bin/bash")
     description = models.TextField(blank=True)
 
+    confirm_runs = models.BooleanField(
+        default=False, help_text="Production: the run form asks people to confirm, in plain words, what will "
+                                 "run here with which values before it starts.",
+    )
     approval_required = models.BooleanField(
         default=False, help_text="Runs here wait for approval by someone other than the requester."
     )
     approvals_needed = models.PositiveSmallIntegerField(
-        default=1, validators=[MinValueValidator(1)], help_text="Distinct approvers a run needs."
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="Distinct approvers a run needs."
     )
     approver_team = models.ForeignKey(
         Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Only members of this team may approve. Blank: anyone who may run the script here.",
     )
     approval_expiry_hours = models.PositiveIntegerField(
-        default=24, validators=[MinValueValidator(1)],
-        help_text="A request nobody decided on in this time expires, and its run never starts.",
+        default=24, validators=[MinValueValidator(1), MaxValueValidator(24 * 366)],
+        help_text="A request nobody decided on in this time (at most a year) expires, and its run never starts.",
     )
 
     class Meta:

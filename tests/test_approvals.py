@@ -493,3 +493,40 @@ def test_the_run_page_socket_hears_the_approval(engineer, ana, backfill, protect
 
     pushed = asyncio.run(scenario())
     assert pushed["type"] == "status" and pushed["status"] == "queued" and pushed["detail"] == "Approved."
+
+
+@pytest.mark.django_db
+def test_only_the_requester_withdraws_even_one_who_lost_the_right_to_run(engineer, ana, backfill, protected):
+    run = request_on(engineer, backfill, protected)
+    assert signed_in(ana).post(f"/runs/{run.pk}/cancel/").status_code == 403
+    assert "Withdraw the request" not in signed_in(ana).get(f"/runs/{run.pk}/").content.decode()
+    engineer.groups.clear()  # no longer in engineering: may not run the script any more
+    assert signed_in(engineer).post(f"/approvals/{approval_of(run).pk}/withdraw/").status_code == 302
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and approval_of(run).status == ApprovalStatus.WITHDRAWN
+
+
+@pytest.mark.django_db
+def test_a_browser_session_cannot_decide_through_the_api(engineer, ana, backfill, protected):
+    """The API decides for token holders only; a session must use the page, which asks for the password."""
+    run = request_on(engineer, backfill, protected)
+    response = signed_in(ana).post(f"/api/approvals/{approval_of(run).pk}/approve/", {},
+                                   content_type="application/json")
+    assert response.status_code == 403 and "approval page" in response.json()["detail"]
+    assert not ApprovalDecision.objects.exists()
+
+
+@pytest.mark.django_db
+def test_listing_approvers_takes_the_same_queries_for_many_people(engineer, make_user, backfill, protected,
+                                                                  django_assert_max_num_queries):
+    from django.test.utils import CaptureQueriesContext
+
+    run = request_on(engineer, backfill, protected)
+    request = approval_of(run)
+    make_user("first", groups=["engineering"])
+    with CaptureQueriesContext(connection) as few:
+        assert [u.username for u in services.approvers(request)] == ["first"]
+    for n in range(30):
+        make_user(f"person{n:02d}", groups=["engineering"])
+    with django_assert_max_num_queries(len(few)):
+        assert len(services.approvers(request)) == 31

@@ -1,9 +1,12 @@
+import logging
 import time
 
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from approvals.services import expire_due
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -15,7 +18,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, every, **options):
         while True:
-            expired = expire_due()
+            try:
+                expired = expire_due()
+            except Exception:  # a database hiccup must not stop the periodic job
+                if not every:
+                    raise
+                log.exception("expiring approval requests failed; trying again in %s s", every)
+                expired = 0
             if expired or not every:
                 self.stdout.write(f"Expired {expired} approval request(s).")
             if not every:

@@ -8,10 +8,11 @@ from runs import api as runs_api
 from runs import views as runs_views
 from scripts_app import api as scripts_api
 from scripts_app import views as scripts_views
+from ui_builder import api as ui_builder_api
 
 api_patterns = [
     path("scripts/", scripts_api.ScriptList.as_view(), name="api_script_list"),
-    path("scripts/<slug:slug>/", scripts_api.ScriptDetail.as_view(), name="api_script_detail"),
+    path("scripts/<slug:slug>/", ui_builder_api.ScriptWithForm.as_view(), name="api_script_detail"),
     path("runs/", runs_api.RunCreate.as_view(), name="api_run_create"),
     path("runs/<int:run_id>/", runs_api.RunDetail.as_view(), name="api_run_detail"),
     path("runs/<int:run_id>/log/", runs_api.RunLog.as_view(), name="api_run_log"),

@@ -1,3 +1,5 @@
+import json
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -65,17 +67,50 @@ def visible_run(request, run_id):
     return run
 
 
+def nested_errors(message_dict):
+    """{"params.start": [...]} as {"params": {"start": [...]}}: a message per field of the script's form."""
+    errors = {}
+    for key, messages in message_dict.items():
+        top, _, field = key.partition(".")
+        if field:
+            if not isinstance(errors.get(top), dict):
+                errors[top] = {"__all__": errors[top]} if top in errors else {}
+            errors[top][field] = messages
+        elif isinstance(errors.get(top), dict):
+            errors[top]["__all__"] = messages
+        else:
+            errors[top] = messages
+    return errors
+
+
+def request_data(request):
+    """The JSON body, or a multipart one (for forms with a file field) whose `params` is JSON text."""
+    if not request.content_type.startswith("multipart/"):
+        return request.data, None
+    data = {key: request.data.get(key) for key in ("script", "environment", "dry_run", "reason")
+            if key in request.data}
+    try:
+        data["params"] = json.loads(request.data.get("params") or "{}")
+    except ValueError:
+        raise ApiValidationError({"params": "In a multipart request, params is a JSON object as text."}) from None
+    return data, request.FILES
+
+
 class RunCreate(APIView):
     @extend_schema(request=RunRequestSerializer, responses={201: RunSerializer})
     def post(self, request):
-        data = RunRequestSerializer(data=request.data, context={"request": request})
+        """Start a run. Where the script has a form, `params` is validated against it (see the script's
+        `form.params_schema`); a form with a file field takes multipart/form-data, `params` as JSON text and
+        each file as a part named after its field."""
+        body, files = request_data(request)
+        data = RunRequestSerializer(data=body, context={"request": request})
         data.is_valid(raise_exception=True)
         try:
-            run = services.request_run(request.user, **data.validated_data)
+            run = services.request_run(request.user, files=files, **data.validated_data)
         except PermissionDenied as exc:
             raise ApiPermissionDenied(str(exc)) from exc
         except ValidationError as exc:
-            raise ApiValidationError(exc.message_dict) from exc
+            raise ApiValidationError(nested_errors(exc.message_dict)) from exc
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

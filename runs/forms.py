@@ -18,12 +18,16 @@ class RunRequestForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
-    def __init__(self, *args, user, script, **kwargs):
+    def __init__(self, *args, user, script, free_params=True, offers_dry_run=True, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["environment"].queryset = environments_usable_by(user, script)
+        if not free_params:  # the script's own form takes the parameters
+            del self.fields["params"]
+        if not offers_dry_run:
+            del self.fields["dry_run"]
 
     def clean_params(self):
-        params = self.cleaned_data["params"]
+        params = self.cleaned_data.get("params")
         if params in (None, ""):
             return {}
         if not isinstance(params, dict):

@@ -7,7 +7,8 @@ from django.views.decorators.http import require_POST
 
 from audit.services import history
 from runs import services
-from runs.forms import RunFilterForm, RunRequestForm
+from runs.forms import RunFilterForm
+from runs.page import RunPage
 from scripts_app.policy import scripts_visible_to
 
 
@@ -37,25 +38,34 @@ def add_errors_to_fields(form, error):
 @login_required
 def script_detail(request, slug):
     script = visible_script_or_404(request.user, slug)
-    form = RunRequestForm(request.POST or None, user=request.user, script=script)
-    if request.method == "POST" and form.is_valid():
+    page = RunPage(request, script)
+    if page.submitted and page.is_valid():
+        if page.needs_confirmation():
+            return render(request, "runs/confirm.html", {
+                "script": script, "page": page, "summary": page.summary(), "carried": page.carried_fields(),
+                "uploads": page.keep_uploads(), "environment": page.environment,
+                "dry_run": page.settings.cleaned_data.get("dry_run"), "reason": page.settings.cleaned_data["reason"],
+                "needs_approval": script.requires_approval_in(page.environment),
+            })
         try:
-            run = services.request_run(request.user, script, form.cleaned_data["environment"],
-                                       form.cleaned_data["params"], form.cleaned_data["dry_run"],
-                                       form.cleaned_data["reason"])
+            run = services.request_run(request.user, script, **page.run_arguments())
         except PermissionDenied as exc:
-            form.add_error(None, str(exc))
+            page.settings.add_error(None, str(exc))
         except ValidationError as exc:
-            add_errors_to_fields(form, exc)
+            add_errors_to_fields(page.settings, exc)
         else:
+            page.discard_pending()
             return redirect("run_detail", run_id=run.pk)
     recent, _ = services.run_history(request.user, script=script, page_size=10)
+    failed = page.submitted and (page.settings.errors or (page.params is not None and page.params.errors))
     return render(request, "runs/script_detail.html", {
-        "script": script, "form": form, "recent_runs": recent,
-        "approval_environments": [env.name for env in form.fields["environment"].queryset
+        "script": script, "form": page.settings, "params_form": page.params, "spec": page.spec,
+        "pending": page.pending, "upload_tokens": page.keep_uploads() if page.pending else {},
+        "recent_runs": recent,
+        "approval_environments": [env.name for env in page.settings.fields["environment"].queryset
                                   if script.requires_approval_in(env)],
         "versions": script.versions.select_related("author")[:20], "history": history(script)[:50],
-    }, status=400 if form.errors else 200)
+    }, status=400 if failed else 200)
 
 
 @login_required

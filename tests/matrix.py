@@ -61,6 +61,7 @@ class World:
             "scripts_app/scriptversion": self.hello.current_version, "scripts_app/secret": self.secret,
             "scripts_app/apitoken": self.token, "runs/run": self.hello_run,
             "runs/logchunk": self.hello_run.chunks.first(), "approvals/approvalrequest": self.approval,
+            "ui_builder/formdefinition": self.hello.form_definition,
         }
         obj = objects[model_path]
         return obj.pk if obj is not None else 1
@@ -80,7 +81,7 @@ class World:
             "slug": self.hello.slug, "run_id": self.hello_run.pk,
             "id": self.users["engineer"].pk, "user_id": self.users["engineer"].pk, "group_id": self.team.pk,
             "content_type_id": ContentType.objects.get_for_model(Script).pk,
-            "request_id": self.approval.pk, "token": self.engineers_link,
+            "request_id": self.approval.pk, "token": self.engineers_link, "pk": self.hello.form_definition.pk,
         }
 
         def fill(match):

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from scripts_app.management.commands.seed_demo import DEMO_PASSWORD
+from runs.management.commands.seed_demo import DEMO_PASSWORD
 
 pytestmark = [pytest.mark.browser]
 
@@ -21,7 +21,7 @@ def test_newcomer_runs_hello_and_watches_it_live(demo_stack, page):
     page.click("text=Hello")
     expect(page.locator("h1")).to_have_text("Hello")
     page.select_option("select[name=environment]", label="Staging")
-    page.fill("textarea[name=params]", '{"name": "Newcomer"}')
+    page.fill("input[name=p-name]", "Newcomer")
     page.click("button:has-text('Run')")
 
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))

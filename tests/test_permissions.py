@@ -147,7 +147,17 @@ MATRIX = {
     ("admin:runs_logchunk_delete", "admin/runs/logchunk/<path:object_id>/delete/"): "302 403 403 302 302 302",
     ("admin:runs_logchunk_change", "admin/runs/logchunk/<path:object_id>/change/"): "302 200 200 302 302 302",
     ("admin:None", "admin/runs/logchunk/<path:object_id>/"): "302 302 302 302 302 302",
-    ("admin:app_list", "admin/^(?P<app_label>auth|account|audit|scripts_app|runs|approvals)/$"): "302 200 200 302 302 302",
+    ("admin:app_list", "admin/^(?P<app_label>auth|account|audit|scripts_app|ui_builder|runs|approvals)/$"): "302 200 200 302 302 302",
+    # Forms: engineers may change every script, so they build every script's form.
+    ("admin:ui_builder_formdefinition_changelist", "admin/ui_builder/formdefinition/"): "302 200 200 302 302 302",
+    ("admin:ui_builder_formdefinition_add", "admin/ui_builder/formdefinition/add/"): "302 200 200 302 302 302",
+    ("admin:ui_builder_formdefinition_history", "admin/ui_builder/formdefinition/<path:object_id>/history/"): "302 200 200 302 302 302",
+    ("admin:ui_builder_formdefinition_delete", "admin/ui_builder/formdefinition/<path:object_id>/delete/"): "302 200 200 302 302 302",
+    ("admin:ui_builder_formdefinition_change", "admin/ui_builder/formdefinition/<path:object_id>/change/"): "302 200 200 302 302 302",
+    ("admin:ui_builder_formdefinition_preview", "admin/ui_builder/formdefinition/preview/"): "302 403 403 302 302 302",
+    ("admin:ui_builder_formdefinition_import", "admin/ui_builder/formdefinition/import/"): "302 200 200 302 302 302",
+    ("admin:ui_builder_formdefinition_export", "admin/ui_builder/formdefinition/<int:pk>/export.json"): "302 200 200 302 302 302",
+    ("admin:None", "admin/ui_builder/formdefinition/<path:object_id>/"): "302 302 302 302 302 302",
     ("admin:None", "admin/(?P<url>.*)$"): "302 404 404 302 302 302",}
 
 # The restricted finance script and its run: engineering's rights on all scripts do not reach them.
@@ -276,7 +286,8 @@ def test_cancel_through_the_api(world, role, status, cancelled):
 def test_start_through_the_api(world, role, environment, status):
     before = Run.objects.count()
     headers = token_headers(world, role)
-    response = Client().post("/api/runs/", {"script": "hello", "environment": environment, "reason": "matrix"},
+    response = Client().post("/api/runs/", {"script": "hello", "environment": environment, "reason": "matrix",
+                                            "params": {"name": "x"}},
                              content_type="application/json", **headers)
     assert response.status_code == status
     assert Run.objects.count() == before + (1 if status == 201 else 0)
@@ -293,8 +304,8 @@ def test_start_from_the_form_including_forged_posts(world, role, environment, st
 
     before = Run.objects.count()
     env = Environment.objects.get(slug=environment)
-    response = client_for(world, role).post("/scripts/hello/", {"environment": env.pk, "params": "{}",
-                                                                "reason": "matrix"})
+    response = client_for(world, role).post("/scripts/hello/", {"environment": env.pk, "p-name": "x",
+                                                                "reason": "matrix", "confirmed": "yes"})
     assert response.status_code == status
     started = status == 302 and role != "anonymous"
     assert Run.objects.count() == before + (1 if started else 0)

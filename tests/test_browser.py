@@ -95,3 +95,84 @@ def test_an_approver_follows_the_emailed_link_approves_and_the_run_succeeds(demo
     expect(page.locator("#log")).to_contain_text("Hello, Approver!")
     decision = demo_stack.mail.wait_for("ops@example.com", "was approved")
     assert "Go ahead" in decision.get_body(preferencelist=("plain",)).get_content()
+
+
+def test_an_admin_builds_a_form_with_a_conditional_field_and_sees_the_preview_change(demo_stack, page):
+    page.goto(demo_stack.url + "/admin/login/?next=/admin/ui_builder/formdefinition/add/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("input[type=submit]")
+    page.select_option("select[name=script]", label="Ticker")
+    preview = page.locator("#form-preview")
+    expect(preview).to_contain_text("No fields yet")
+
+    page.click(".add-row a")
+    page.fill("input[name=fields-0-name]", "mode")
+    page.fill("input[name=fields-0-label]", "How fast")
+    page.select_option("select[name=fields-0-type]", "choice")
+    page.fill("textarea[name=fields-0-choices]", "fast | Quickly\nslow | Slowly, with pauses")
+    expect(preview.locator("select[name=p-mode]")).to_be_visible()
+    expect(preview).to_contain_text("How fast")
+
+    page.click(".add-row a")
+    page.fill("input[name=fields-1-name]", "pause")
+    page.fill("input[name=fields-1-label]", "Seconds between ticks")
+    page.select_option("select[name=fields-1-type]", "integer")
+    page.fill("input[name=fields-1-order]", "2")
+    page.fill("input[name=fields-1-visible_if_field]", "mode")
+    page.fill("input[name=fields-1-visible_if_value]", "slow")
+    pause = preview.locator("[data-field=pause]")
+    expect(pause).to_be_attached()
+    expect(pause).to_be_hidden()
+    preview.locator("select[name=p-mode]").select_option("slow")
+    expect(pause).to_be_visible()
+    preview.locator("select[name=p-mode]").select_option("fast")
+    expect(pause).to_be_hidden()
+
+    page.fill("input[name=fields-1-visible_if_field]", "speed")  # names no field: the preview says so
+    expect(preview).to_contain_text("names a field that is not in this form")
+    page.fill("input[name=fields-1-visible_if_field]", "mode")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+
+
+def test_an_ops_user_fills_a_form_corrects_an_error_confirms_and_the_run_starts(demo_stack, page):
+    from scripts_app.models import Environment
+
+    Environment.objects.filter(slug="production").update(approval_required=False)  # confirmation only
+    page.goto(demo_stack.url + "/scripts/campaign-currency-backfill/")
+    page.fill("input[name=login]", "ops")
+    page.fill("input[name=password]", DEMO_PASSWORD)
+    page.click("main button[type=submit]")
+    expect(page.locator(".intro")).to_contain_text("Converts the budgets")
+
+    page.select_option("select[name=p-tenant]", label="Globex")
+    page.fill("input[name=p-start]", "2026-03-01")
+    page.fill("input[name=p-end]", "2026-03-31")
+    ids = page.locator("[data-field=campaign_ids]")
+    expect(ids).to_be_hidden()
+    page.check("input[name=p-only_some]")
+    expect(ids).to_be_visible()
+    page.fill("textarea[name=p-campaign_ids]", "5, 7\n7, 9")
+    page.check("input[name=p-currency][value=USD]")
+    page.fill("input[name=p-batch_size]", "50")
+    page.fill("textarea[name=reason]", "Fix Globex budgets")
+    page.click("button:has-text('Run')")
+
+    batch = page.locator("[data-field=batch_size]")
+    expect(batch).to_contain_text("greater than or equal to 100")
+    page.fill("input[name=p-batch_size]", "200")
+    page.click("button:has-text('Run')")
+
+    confirmation = page.locator("#confirmation")
+    expect(confirmation).to_contain_text("Campaign currency backfill")
+    expect(confirmation).to_contain_text("on Production")
+    for text in ("Globex", "2026-03-01", "5, 7, 9 (3)", "US dollar", "200"):
+        expect(confirmation).to_contain_text(text)
+    page.click("button:has-text('Yes, run it on Production')")
+
+    expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
+    log = page.locator("#log")
+    expect(log).to_contain_text("Tenant globex: campaigns from 2026-03-01 to 2026-03-31 into USD", timeout=20_000)
+    expect(log).to_contain_text("converted campaigns 5..9 (3/3)", timeout=20_000)
+    expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=20_000)

@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils.html import format_html
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 
 from audit.admin import ReadOnlyAdmin
@@ -94,7 +96,22 @@ class ScriptAdmin(GuardedModelAdmin):
                            "always_require_approval"]}),
         ("Where and how long", {"fields": ["allowed_environments", "timeout_seconds"]}),
         ("Code", {"fields": ["source", "version_message"]}),
+        ("Form for ops staff", {"fields": ["run_form"]}),
     ]
+    readonly_fields = ["run_form"]
+
+    @admin.display(description="Run form")
+    def run_form(self, script):
+        """A link to the form builder (the ui_builder app's admin, reached by URL name only)."""
+        if script is None or script.pk is None:
+            return "Save the script first, then build its form."
+        definition = getattr(script, "form_definition", None)
+        if definition is None:
+            return format_html('<a href="{}?script={}">Build its form</a> (until then, parameters are a JSON object)',
+                               reverse("admin:ui_builder_formdefinition_add"), script.pk)
+        return format_html('<a href="{}">Edit its form</a> ({} fields)',
+                           reverse("admin:ui_builder_formdefinition_change", args=[definition.pk]),
+                           definition.fields.count())
 
     def get_queryset(self, request):
         return policy.scripts_visible_to(request.user).select_related("owner_team", "current_version")

@@ -71,9 +71,12 @@ class RunPage:
                 pending[key.removeprefix("upload-")] = PendingUpload(upload)
         return pending
 
+    def pending_tokens(self):
+        return {name: signing.dumps(p.upload.pk, salt=UPLOAD_SALT) for name, p in self.pending.items()}
+
     def keep_uploads(self):
-        """Store this request's uploads until the confirmation comes back; their hidden tokens."""
-        tokens = {name: signing.dumps(p.upload.pk, salt=UPLOAD_SALT) for name, p in self.pending.items()}
+        """Store this (valid) request's uploads until the confirmation comes back; their hidden tokens."""
+        tokens = self.pending_tokens()
         for name, upload in (self.params.files_given() if self.params else {}).items():
             if name in self.pending and upload.name == self.pending[name].upload.filename:
                 continue

@@ -60,7 +60,7 @@ def script_detail(request, slug):
     failed = page.submitted and (page.settings.errors or (page.params is not None and page.params.errors))
     return render(request, "runs/script_detail.html", {
         "script": script, "form": page.settings, "params_form": page.params, "spec": page.spec,
-        "pending": page.pending, "upload_tokens": page.keep_uploads() if page.pending else {},
+        "pending": page.pending, "upload_tokens": page.pending_tokens(),
         "recent_runs": recent,
         "approval_environments": [env.name for env in page.settings.fields["environment"].queryset
                                   if script.requires_approval_in(env)],

@@ -210,7 +210,8 @@ class DefinedForm(forms.Form):
             if name not in visible:
                 self.errors.pop(name, None)
                 cleaned.pop(name, None)
-            elif field.get("visible_if") and field.get("required") and cleaned.get(name) in (None, "", [], {}):
+            elif (field.get("visible_if") and field.get("required") and name not in self.errors
+                  and cleaned.get(name) in (None, "", [], {})):
                 self.add_error(name, "This field is required.")
         return cleaned
 

@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from ui_builder.forms import definition_problems, form_class
+from ui_builder.forms import as_json, definition_problems, form_class, initial_value
 from ui_builder.models import FormDefinition, FormField
 from ui_builder.spec import SPEC_FORMAT, definition_spec, field_kwargs, field_spec
 
@@ -26,6 +26,7 @@ def validate_params(spec, params, files=None):
     """
     if not isinstance(params, dict):
         raise ValidationError({"params": "Parameters must be a JSON object."})
+    params = with_defaults(spec, params)
     form = params_form(spec, data=params, files=files)
     errors = {f"params.{name}": ["Not a field of this form."] for name in params if name not in form.fields}
     if not form.is_valid():
@@ -34,6 +35,13 @@ def validate_params(spec, params, files=None):
     if errors:
         raise ValidationError(errors)
     return form.params(), form.files_given()
+
+
+def with_defaults(spec, params):
+    """A field left out takes its default, as the form page would have shown it filled in."""
+    defaults = {f["name"]: as_json(initial_value(f)) for f in spec["fields"]
+                if f.get("default") not in ("", None) and f["type"] != "file"}
+    return {**{k: v for k, v in defaults.items() if k not in params}, **params}
 
 
 def export_definition(definition):

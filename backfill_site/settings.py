@@ -202,6 +202,8 @@ APPROVAL_LINK_MAX_AGE_SECONDS = int(os.environ.get("APPROVAL_LINK_MAX_AGE_SECOND
 BACKFILL_MAX_OUTPUT_BYTES = int(os.environ.get("BACKFILL_MAX_OUTPUT_BYTES", str(256 * 1024 * 1024)))
 BACKFILL_KILL_GRACE_SECONDS = float(os.environ.get("BACKFILL_KILL_GRACE_SECONDS", "5"))
 BACKFILL_HEARTBEAT_SECONDS = float(os.environ.get("BACKFILL_HEARTBEAT_SECONDS", "5"))
+# A running run without a heartbeat for this long is marked lost by the reaper (`manage.py reap_runs`).
+BACKFILL_LOST_AFTER_SECONDS = float(os.environ.get("BACKFILL_LOST_AFTER_SECONDS", "60"))
 BACKFILL_LOG_FLUSH_SECONDS = 0.1
 # The largest file a form's upload field takes (a field's own max, in KB, can only lower it).
 BACKFILL_MAX_UPLOAD_BYTES = int(os.environ.get("BACKFILL_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))

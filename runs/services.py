@@ -3,6 +3,7 @@
 import logging
 import os
 import socket
+from datetime import timedelta
 
 import redis
 from asgiref.sync import async_to_sync, sync_to_async
@@ -10,8 +11,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
 
 from audit.services import record
 from runs.models import LogChunk, Run, RunFile, RunStatus
@@ -71,7 +75,7 @@ def push_job(run):
     timeout = run.timeout_seconds + settings.BACKFILL_KILL_GRACE_SECONDS + JOB_TIMEOUT_MARGIN_SECONDS
     try:
         Queue(run.environment.queue_name, connection=redis_connection()).enqueue(
-            "runs.jobs.execute_run", run.pk, job_id=f"run-{run.pk}", job_timeout=int(timeout),
+            "runs.jobs.execute_run", run.pk, job_id=job_id(run), job_timeout=int(timeout),
             result_ttl=3600, failure_ttl=7 * 24 * 3600,
         )
     except redis.RedisError as exc:
@@ -213,6 +217,37 @@ def finish_run(run, status, **fields):
         record("run.finished", run, status=status, exit_code=run.exit_code, detail=run.status_detail,
                output_bytes=run.output_bytes)
     return won
+
+
+def reap_lost_runs(now=None):
+    """Mark `lost` every running run whose heartbeat is older than BACKFILL_LOST_AFTER_SECONDS (its
+    worker was killed or its machine is gone), and drop RQ's record of its job. Returns the runs."""
+    now = now or timezone.now()
+    limit = now - timedelta(seconds=settings.BACKFILL_LOST_AFTER_SECONDS)
+    stale = Run.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, started_at__lt=limit))
+    lost = []
+    for run in stale:
+        seen = timezone.localtime(run.heartbeat_at or run.started_at)
+        detail = (f"Lost: no heartbeat from its worker ({run.worker or 'unknown'}) since {seen:%Y-%m-%d %H:%M:%S}; "
+                  "the worker stopped or its machine is gone.")
+        if change_status(run, RunStatus.LOST, {RunStatus.RUNNING}, status_detail=detail[:500]):
+            record("run.finished", run, status=RunStatus.LOST, detail=run.status_detail)
+            forget_job(run)
+            lost.append(run)
+    return lost
+
+
+def forget_job(run):
+    """Remove the run's job from RQ (its queue and registries), which still counts it as started."""
+    try:
+        Job.fetch(job_id(run), connection=redis_connection()).delete()
+    except (NoSuchJobError, redis.RedisError):
+        log.warning("no RQ job to clean up for run %s", run.pk)
+
+
+def job_id(run):
+    return f"run-{run.pk}"
 
 
 def visible_run_or_none(user, run_id):

@@ -381,9 +381,14 @@ class Supervision:
         rows = Run.objects.filter(pk=self.run.pk)
         if fields:
             rows.update(**fields)
-        cancel = rows.values_list("cancel_requested_at", "cancel_requested_by__username").first()
-        if cancel and cancel[0] and self.stop_reason is None:
-            self.stop(f"Cancelled by {cancel[1] or 'a user'}.", RunStatus.CANCELLED, now)
+        status, cancel_at, cancelled_by = rows.values_list(
+            "status", "cancel_requested_at", "cancel_requested_by__username").first()
+        if self.stop_reason is not None:
+            return
+        if status == RunStatus.LOST:  # the reaper gave up on this run: it must not go on unwatched
+            self.stop("Stopped: the run was marked lost (no heartbeat in time).", RunStatus.LOST, now)
+        elif cancel_at:
+            self.stop(f"Cancelled by {cancelled_by or 'a user'}.", RunStatus.CANCELLED, now)
 
     def stop(self, detail, status, now):
         """SIGTERM the script's whole process group; SIGKILL follows after the grace period."""

@@ -58,5 +58,14 @@ class RunLogConsumer(AsyncJsonWebsocketConsumer):
         await self.send_backlog()  # chunks whose live message was lost arrive before the end
         await self.send_json({**event, "type": "status"})
 
+    async def run_progress(self, event):
+        await self.send_json({**event, "type": "progress"})
+
+    async def run_batches(self, event):
+        await self.send_json({**event, "type": "batches"})
+
+    async def run_controls(self, event):
+        await self.send_json({**event, "type": "controls"})
+
     async def receive_json(self, content, **kwargs):
         """The socket is read-only; controls go through the page's forms and the API."""

@@ -1,6 +1,7 @@
 import hashlib
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -81,6 +82,19 @@ class Run(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     status_detail = models.CharField(max_length=500, blank=True)
 
+    # Backfills (scripts using backfill_sdk): the last durable checkpoint, progress, live controls.
+    checkpoint = models.JSONField(null=True, blank=True, help_text="Committed before the script goes on.")
+    checkpoint_at = models.DateTimeField(null=True, blank=True)
+    progress_done = models.BigIntegerField(null=True, blank=True)
+    progress_total = models.BigIntegerField(null=True, blank=True)
+    progress_rate = models.FloatField(null=True, blank=True, help_text="Rows per second.")
+    paused = models.BooleanField(default=False)
+    pause_reason = models.CharField(max_length=500, blank=True)
+    batch_size = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1),
+                                                                                MaxValueValidator(1_000_000)])
+    sleep_seconds = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0),
+                                                                         MaxValueValidator(3600)])
+
     class Meta:
         ordering = ["-id"]
         indexes = [
@@ -147,6 +161,24 @@ class LogChunk(models.Model):
 
     def __str__(self):
         return f"run {self.run_id} chunk {self.seq}"
+
+
+class BatchStat(models.Model):
+    """One batch of a backfill: rows, seconds, whether it failed (for the run page's chart)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="batches")
+    seq = models.PositiveIntegerField()
+    rows = models.PositiveIntegerField()
+    seconds = models.FloatField()
+    errors = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="one_batch_per_seq")]
+
+    def __str__(self):
+        return f"Batch {self.seq} of run #{self.run_id}"
 
 
 class RunFile(models.Model):

@@ -49,13 +49,7 @@ def status_message(run):
 def publish_status(run):
     """Tell the run page's sockets about a status change, once the change is committed."""
 
-    def send():
-        try:
-            async_to_sync(get_channel_layer().group_send)(group_name(run.pk), status_message(run))
-        except Exception:  # a page that misses a push still shows the truth on reload
-            log.exception("could not publish status of run %s", run.pk)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: publish(run, status_message(run)))
 
 
 def change_status(run, to, only_from=None, **fields):
@@ -153,6 +147,77 @@ def checked_params(script, params, files, dry_run):
     if contains_nul(params):
         raise ValidationError({"params": "Parameters cannot contain the NUL character (\\u0000)."})
     return params, uploads, spec
+
+
+RESUMABLE = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.TIMED_OUT}
+
+
+def resume_run(run, user):
+    """A new run of the same version, parameters and environment that starts from `run`'s last durable
+    checkpoint (approvals apply again where the environment requires them)."""
+    if run.status not in RESUMABLE:
+        raise ValidationError({"run": f"A {run.get_status_display().lower()} run cannot be resumed."})
+    if run.checkpoint is None:
+        raise ValidationError({"run": "This run saved no checkpoint: start it again instead."})
+    if not can_run_script(user, run.script, run.environment):
+        raise PermissionDenied(f"You may not run {run.script} in {run.environment}.")
+    if run.resumed_by.exists():
+        raise ValidationError({"run": f"Run #{run.resumed_by.first().pk} already resumes this run."})
+    needs_approval = run.script.requires_approval_in(run.environment)
+    with transaction.atomic():
+        resumed = Run.objects.create(
+            script=run.script, version=run.version, environment=run.environment, params=run.params,
+            requested_by=user, dry_run=run.dry_run, reason=run.reason or f"Resumes run #{run.pk}.",
+            timeout_seconds=run.timeout_seconds, form_snapshot=run.form_snapshot, resumed_from=run,
+            batch_size=run.batch_size, sleep_seconds=run.sleep_seconds,
+            status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.QUEUED,
+        )
+        RunFile.objects.bulk_create(RunFile(run=resumed, uploaded_by=f.uploaded_by, field_name=f.field_name,
+                                            filename=f.filename, content=f.content, size=f.size, sha256=f.sha256)
+                                    for f in run.files.all())
+        record("run.requested", resumed, actor=user, script=run.script.slug, environment=run.environment.slug,
+               version=run.version.number, params=run.params, dry_run=run.dry_run, resumes=run.pk)
+        if needs_approval:
+            run_awaits_approval.send(sender=Run, run=resumed)
+        else:
+            enqueue(resumed)
+    return resumed
+
+
+def set_controls(run, user, **changes):
+    """Pause, resume, batch size, sleep between batches: stored on the run; its supervisor passes them on."""
+    if not may_cancel(user, run):
+        raise PermissionDenied("You may not control this run.")
+    if run.is_finished:
+        raise ValidationError({"run": "This run has ended."})
+    fields = {}
+    if "paused" in changes:
+        fields |= {"paused": bool(changes["paused"]), "pause_reason": "" if not changes["paused"]
+                   else f"Paused by {user}."}
+    for name, low, high in (("batch_size", 1, 1_000_000), ("sleep_seconds", 0, 3600)):
+        if changes.get(name) is not None:
+            value = changes[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+                raise ValidationError({name: f"Between {low} and {high:,}."})
+            fields[name] = value
+    Run.objects.filter(pk=run.pk).update(**fields)
+    run.refresh_from_db()
+    record("run.controls_changed", run, actor=user, **{k: v for k, v in fields.items() if k != "pause_reason"})
+    publish_controls(run)
+    return run
+
+
+def publish_controls(run):
+    message = {"type": "run.controls", "paused": run.paused, "pause_reason": run.pause_reason,
+               "batch_size": run.batch_size, "sleep_seconds": run.sleep_seconds}
+    transaction.on_commit(lambda: publish(run, message))
+
+
+def publish(run, message):
+    try:
+        async_to_sync(get_channel_layer().group_send)(group_name(run.pk), message)
+    except Exception:  # the page catches up on reload
+        log.exception("could not publish to run %s", run.pk)
 
 
 def release_approved_run(run):

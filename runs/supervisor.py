@@ -29,6 +29,7 @@ from django.db import connection
 from django.utils import timezone
 
 from runs import services
+from runs.control import CONTROL_FIELDS, SDK_DIR, ControlChannel
 from runs.models import LogChunk, Run, RunStatus
 
 MASK = "********"
@@ -284,6 +285,7 @@ def prepare_workdir(run):
         params[upload.field_name] = path
     params_file = os.path.join(workdir, "params.json")
     write_private(params_file, json.dumps(params).encode())
+    os.symlink(SDK_DIR, os.path.join(workdir, "backfill_sdk"))  # `import backfill_sdk` works beside the script
     return workdir, script_path, params_file, params
 
 
@@ -318,10 +320,11 @@ class Outcome:
 class Supervision:
     """The loop that reads output, heartbeats, applies cancel and timeout, until the child is gone."""
 
-    def __init__(self, run, proc, writer):
+    def __init__(self, run, proc, writer, control):
         self.run = run
         self.proc = proc
         self.writer = writer
+        self.control = control
         self.started = time.monotonic()
         self.deadline = self.started + run.timeout_seconds
         self.stop_reason = None
@@ -337,9 +340,14 @@ class Supervision:
         widen_pipe(fd)
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
+            selector.register(self.control.from_script, selectors.EVENT_READ)
             open_pipe = True
             while True:
-                for _ in selector.select(timeout=POLL_SECONDS / 2 if open_pipe else POLL_SECONDS):
+                for key, _ in selector.select(timeout=POLL_SECONDS / 2 if open_pipe else POLL_SECONDS):
+                    if key.fd == self.control.from_script:
+                        if not self.control.readable():
+                            selector.unregister(key.fd)
+                        continue
                     data = os.read(fd, PIPE_BYTES)
                     if data:
                         self.writer.feed(data)
@@ -359,7 +367,10 @@ class Supervision:
                         kill_group(self.proc.pid, signal.SIGKILL)
                     if now - self.exited_at > 2 * ORPHAN_PIPE_GRACE_SECONDS:
                         break  # a child that left the process group: stop reading it
+            if self.control.open:
+                self.control.readable()  # what the script said last
         kill_group(self.proc.pid, signal.SIGKILL)  # leave no stray children behind
+        self.control.close()
         self.writer.close()
         return self.outcome()
 
@@ -381,8 +392,10 @@ class Supervision:
         rows = Run.objects.filter(pk=self.run.pk)
         if fields:
             rows.update(**fields)
-        status, cancel_at, cancelled_by = rows.values_list(
-            "status", "cancel_requested_at", "cancel_requested_by__username").first()
+        status, cancel_at, cancelled_by, *controls = rows.values_list(
+            "status", "cancel_requested_at", "cancel_requested_by__username", *CONTROL_FIELDS).first()
+        self.control.flush()
+        self.control.controls_changed(tuple(controls))
         if self.stop_reason is not None:
             return
         if status == RunStatus.LOST:  # the reaper gave up on this run: it must not go on unwatched
@@ -411,7 +424,7 @@ class Supervision:
         return Outcome(status, code, detail)
 
 
-def start_child(run, workdir, script_path, params_file, params):
+def start_child(run, workdir, script_path, params_file, params, control):
     """The script in its own session (process group), no shell, stdout and stderr on one pipe.
 
     Where `setpriv` exists, the child is also killed if its supervisor dies (parent-death signal).
@@ -421,10 +434,11 @@ def start_child(run, workdir, script_path, params_file, params):
         raise FileNotFoundError(f"No executable interpreter at {command[0]}")
     if SETPRIV:
         command = [SETPRIV, "--pdeathsig", "KILL", "--", *command]
+    fds, fds_variable = control.child_fds()
+    env = {**child_environment(run, workdir, params_file, params), "BACKFILL_CONTROL_FDS": fds_variable}
     return subprocess.Popen(
-        command, cwd=workdir, env=child_environment(run, workdir, params_file, params),
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True, close_fds=True,
+        command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True, close_fds=True, pass_fds=fds,
     )
 
 
@@ -439,15 +453,18 @@ def supervise(run):
     try:
         writer = LogWriter(run.pk, SecretMasker(s.get_value() for s in run.environment.secrets.all()), publisher)
         workdir, script_path, params_file, params = prepare_workdir(run)
+        control = ControlChannel(run, publisher)
         try:
-            proc = start_child(run, workdir, script_path, params_file, params)
+            proc = start_child(run, workdir, script_path, params_file, params, control)
         except (OSError, ValueError) as exc:
             writer.feed(f"Could not start the script: {exc}\n".encode())
             writer.close()
+            control.close()
             outcome = Outcome(RunStatus.FAILED, None, f"Could not start: {getattr(exc, 'strerror', None) or exc}.")
         else:
+            control.started(Run.objects.filter(pk=run.pk).values_list(*CONTROL_FIELDS).first())
             with proc:
-                outcome = Supervision(run, proc, writer).run_loop()
+                outcome = Supervision(run, proc, writer, control).run_loop()
         publisher.close()  # every chunk reaches watchers before the final status does
         services.finish_run(
             run, outcome.status, exit_code=outcome.exit_code, status_detail=outcome.detail[:500],

@@ -1,0 +1,142 @@
+"""The supervisor's side of backfill_sdk's control channel (DESIGN section 5): two pipes of JSON lines.
+
+script -> supervisor: `checkpoint` (committed, then acknowledged), `progress`, `batch`, `paused`.
+supervisor -> script: `init` (the checkpoint to resume from, dry run, the run's controls), `control`
+(whenever the run's controls change), `ack`. A script that does not use the SDK never reads or
+writes them, and nothing waits on it.
+"""
+
+import errno
+import json
+import os
+
+from django.utils import timezone
+
+from runs.models import BatchStat, Run
+
+CONTROL_FIELDS = ("paused", "batch_size", "sleep_seconds")
+MAX_LINE_BYTES = 1 << 20
+SDK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backfill_sdk")
+
+
+def run_controls(values):
+    """The run's control fields as the SDK names them; unset ones are left to the script's defaults."""
+    paused, batch_size, sleep_seconds = values
+    controls = {"paused": paused}
+    if batch_size is not None:
+        controls["batch_size"] = batch_size
+    if sleep_seconds is not None:
+        controls["sleep"] = sleep_seconds
+    return controls
+
+
+class ControlChannel:
+    def __init__(self, run, publisher):
+        self.run = run
+        self.publisher = publisher
+        self.to_script_read, self.to_script = os.pipe()
+        self.from_script, self.from_script_write = os.pipe()
+        os.set_blocking(self.to_script, False)
+        os.set_blocking(self.from_script, False)
+        self.unclosed = {self.to_script_read, self.to_script, self.from_script, self.from_script_write}
+        self.buffer = b""
+        self.batches = []
+        self.batch_seq = BatchStat.objects.filter(run=run).count()
+        self.progress = None
+        self.sent_controls = None
+        self.open = True
+
+    # --- set-up --------------------------------------------------------------------------------------
+
+    def child_fds(self):
+        """The descriptors the script inherits, and the variable that names them."""
+        return (self.to_script_read, self.from_script_write), f"{self.to_script_read},{self.from_script_write}"
+
+    def started(self, controls):
+        """After the spawn: keep only our ends, and tell the script where it starts from."""
+        self.close_fds(self.to_script_read, self.from_script_write)
+        resume = self.run.resumed_from.checkpoint if self.run.resumed_from_id else None
+        self.sent_controls = controls
+        self.send({"type": "init", "checkpoint": resume, "dry_run": self.run.dry_run,
+                   "controls": run_controls(controls)})
+
+    def close(self):
+        self.close_fds(*self.unclosed)
+        self.flush()
+
+    def close_fds(self, *fds):
+        for fd in fds:
+            if fd in self.unclosed:
+                self.unclosed.discard(fd)
+                os.close(fd)
+
+    # --- messages ------------------------------------------------------------------------------------
+
+    def send(self, message):
+        """Best effort and never blocking: a script that does not read its controls cannot hold us up."""
+        try:
+            os.write(self.to_script, (json.dumps(message) + "\n").encode())
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EPIPE):
+                raise
+
+    def readable(self):
+        """Read what the script sent; False once it closed its end."""
+        try:
+            data = os.read(self.from_script, 65536)
+        except BlockingIOError:
+            return True
+        if not data:
+            self.open = False
+            return False
+        self.buffer += data
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self.handle(line)
+        if len(self.buffer) > MAX_LINE_BYTES:
+            self.buffer = b""  # not a message of ours: drop it
+        return True
+
+    def handle(self, line):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "checkpoint":
+            self.flush()  # the statistics of the batches before it are stored first
+            Run.objects.filter(pk=self.run.pk).update(checkpoint=message.get("value"), checkpoint_at=timezone.now())
+            self.send({"type": "ack", "id": message.get("id")})
+        elif kind == "batch":
+            self.batch_seq += 1
+            self.batches.append(BatchStat(run_id=self.run.pk, seq=self.batch_seq, rows=int(message.get("rows", 0)),
+                                          seconds=float(message.get("seconds", 0)),
+                                          errors=int(message.get("errors", 0))))
+        elif kind == "progress":
+            self.progress = {"progress_done": message.get("done"), "progress_total": message.get("total"),
+                             "progress_rate": message.get("rate")}
+        elif kind == "paused":
+            reason = str(message.get("reason", ""))[:500]
+            Run.objects.filter(pk=self.run.pk).update(paused=True, pause_reason=reason)
+            self.sent_controls = (True, *self.sent_controls[1:])
+            self.publisher.send({"type": "run.controls", "paused": True, "pause_reason": reason})
+
+    def flush(self):
+        """Store the batch statistics and progress gathered since the last flush; tell the run page."""
+        if self.batches:
+            BatchStat.objects.bulk_create(self.batches)
+            batches = [{"seq": b.seq, "rows": b.rows, "seconds": b.seconds, "errors": b.errors} for b in self.batches]
+            self.batches = []
+            self.publisher.send({"type": "run.batches", "batches": batches})
+        if self.progress:
+            Run.objects.filter(pk=self.run.pk).update(**self.progress)
+            self.publisher.send({"type": "run.progress", **self.progress})
+            self.progress = None
+
+    def controls_changed(self, controls):
+        """The run's controls as read by the supervisor's poll: pushed to the script when they changed."""
+        if controls != self.sent_controls:
+            self.sent_controls = controls
+            self.send({"type": "control", "controls": run_controls(controls)})

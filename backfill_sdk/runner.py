@@ -70,14 +70,15 @@ def apply_with_retries(apply, rows, dry_run, retries, backoff_seconds):
         try:
             apply(rows, dry_run)
             return False, time.monotonic() - started
-        except BatchError:
+        except BatchError as exc:
+            error = exc
             break
-        except Exception:
-            if attempt == retries:
-                break
-            time.sleep(backoff_seconds * (2 ** attempt) * (0.5 + random.random()))
+        except Exception as exc:
+            error = exc
+            if attempt < retries:
+                time.sleep(backoff_seconds * (2 ** attempt) * (0.5 + random.random()))
     print(f"A batch of {len(rows)} rows failed{f' after {retries} retries' if retries else ''}:", file=sys.stderr)
-    traceback.print_exc()
+    traceback.print_exception(error, file=sys.stderr)
     return True, time.monotonic() - started
 
 

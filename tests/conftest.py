@@ -1,5 +1,6 @@
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -166,12 +167,13 @@ class LiveStack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**subprocess_env(), "BACKFILL_BASE_URL": self.url, **extra_env}
+        # Each in a session of its own, so that stopping it also stops what it started (the work horse).
         self.procs = [
             subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-                              "backfill_site.asgi:application"], cwd=ROOT, env=env,
+                              "backfill_site.asgi:application"], cwd=ROOT, env=env, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
             subprocess.Popen([sys.executable, "manage.py", "backfill_worker", *queues], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         ]
         wait_for_port(self.port)
 
@@ -180,9 +182,14 @@ class LiveStack:
             proc.terminate()
         for proc in self.procs:
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                pass  # a worker waits for its job to end: the group is killed below
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
 
 
 @pytest.fixture

@@ -28,7 +28,9 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = ["id", "script", "version", "environment", "params", "dry_run", "reason", "requested_by", "status",
                   "status_detail", "finished", "exit_code", "created_at", "started_at", "finished_at",
-                  "output_bytes", "output_truncated"]
+                  "output_bytes", "output_truncated", "resumed_from", "checkpoint", "checkpoint_at",
+                  "progress_done", "progress_total", "progress_rate", "paused", "pause_reason", "batch_size",
+                  "sleep_seconds"]
 
 
 class RunRequestSerializer(serializers.Serializer):
@@ -114,10 +116,61 @@ class RunCreate(APIView):
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
+class ControlsSerializer(serializers.Serializer):
+    batch_size = serializers.IntegerField(required=False, min_value=1, max_value=1_000_000,
+                                          help_text="Rows per batch, from the next batch on.")
+    sleep_seconds = serializers.FloatField(required=False, min_value=0, max_value=3600,
+                                           help_text="Pause between batches, in seconds.")
+
+
+def changed_controls(request, run, **changes):
+    try:
+        return services.set_controls(run, request.user, **changes)
+    except PermissionDenied as exc:
+        raise ApiPermissionDenied(str(exc)) from exc
+    except ValidationError as exc:
+        raise ApiValidationError(exc.message_dict) from exc
+
+
 class RunDetail(APIView):
     @extend_schema(responses=RunSerializer)
     def get(self, request, run_id):
         return Response(RunSerializer(visible_run(request, run_id)).data)
+
+    @extend_schema(request=ControlsSerializer, responses=RunSerializer)
+    def patch(self, request, run_id):
+        """Change a running backfill's batch size or sleep between batches (it applies them from the next batch)."""
+        run = visible_run(request, run_id)
+        data = ControlsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(RunSerializer(changed_controls(request, run, **data.validated_data)).data)
+
+
+class RunPause(APIView):
+    paused = True
+
+    @extend_schema(request=None, responses=RunSerializer)
+    def post(self, request, run_id):
+        """Pause (or resume) a running backfill at its next batch boundary."""
+        run = changed_controls(request, visible_run(request, run_id), paused=self.paused)
+        return Response(RunSerializer(run).data)
+
+
+class RunUnpause(RunPause):
+    paused = False
+
+
+class RunResumeFromCheckpoint(APIView):
+    @extend_schema(request=None, responses={201: RunSerializer})
+    def post(self, request, run_id):
+        """Start a new run from this (failed, cancelled, timed out or lost) run's last checkpoint."""
+        try:
+            run = services.resume_run(visible_run(request, run_id), request.user)
+        except PermissionDenied as exc:
+            raise ApiPermissionDenied(str(exc)) from exc
+        except ValidationError as exc:
+            raise ApiValidationError(exc.message_dict) from exc
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 class RunLog(APIView):

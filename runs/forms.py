@@ -46,3 +46,17 @@ class RunFilterForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["script"].queryset = scripts_visible_to(user)
+
+
+class ControlsForm(forms.Form):
+    """The run page's controls of a running backfill."""
+
+    action = forms.ChoiceField(choices=[("pause", "Pause"), ("resume", "Resume"), ("set", "Apply")])
+    batch_size = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="Batch size")
+    sleep_seconds = forms.FloatField(required=False, min_value=0, max_value=3600, label="Sleep between batches (s)")
+
+    def changes(self):
+        action = self.cleaned_data["action"]
+        if action != "set":
+            return {"paused": action == "pause"}
+        return {k: self.cleaned_data[k] for k in ("batch_size", "sleep_seconds") if self.cleaned_data[k] is not None}

@@ -184,6 +184,11 @@ def resume_run(run, user):
     return resumed
 
 
+def may_resume(user, run):
+    return (run.status in RESUMABLE and run.checkpoint is not None and not run.resumed_by.exists()
+            and can_run_script(user, run.script, run.environment))
+
+
 def set_controls(run, user, **changes):
     """Pause, resume, batch size, sleep between batches: stored on the run; its supervisor passes them on."""
     if not may_cancel(user, run):

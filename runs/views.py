@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, StreamingHttpResponse
@@ -7,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 from audit.services import history
 from runs import services
-from runs.forms import RunFilterForm
+from runs.forms import ControlsForm, RunFilterForm
 from runs.page import RunPage
 from scripts_app.policy import scripts_visible_to
 
@@ -31,8 +32,8 @@ def add_errors_to_fields(form, error):
     if not hasattr(error, "error_dict"):
         form.add_error(None, error.messages)
         return
-    for field, messages in error.message_dict.items():
-        form.add_error(field if field in form.fields else None, messages)
+    for field, field_messages in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, field_messages)
 
 
 @login_required
@@ -76,6 +77,12 @@ def run_detail(request, run_id):
         "run": run, "tail": tail, "tail_is_partial": bool(tail) and tail[0]["seq"] > 1,
         "status": services.status_message(run),
         "can_cancel": not run.is_finished and services.may_cancel(request.user, run),
+        "can_control": run.status == "running" and services.may_cancel(request.user, run),
+        "can_resume": services.may_resume(request.user, run), "controls_form": ControlsForm(initial={
+            "batch_size": run.batch_size, "sleep_seconds": run.sleep_seconds}),
+        "batches": list(run.batches.order_by("-seq").values("seq", "rows", "seconds", "errors")[:300])[::-1],
+        "progress": {"progress_done": run.progress_done, "progress_total": run.progress_total,
+                     "progress_rate": run.progress_rate},
         "history": history(run)[:50],
     })
 
@@ -88,6 +95,33 @@ def run_log_download(request, run_id):
     )
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-{run.script.slug}.log"'
     return response
+
+
+@login_required
+@require_POST
+def run_controls(request, run_id):
+    run = visible_run_or_404(request.user, run_id)
+    form = ControlsForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    else:
+        try:
+            services.set_controls(run, request.user, **form.changes())
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+    return redirect("run_detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def run_resume(request, run_id):
+    run = visible_run_or_404(request.user, run_id)
+    try:
+        resumed = services.resume_run(run, request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("run_detail", run_id=run.pk)
+    return redirect("run_detail", run_id=resumed.pk)
 
 
 @login_required

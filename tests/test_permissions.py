@@ -27,12 +27,17 @@ MATRIX = {
     ("run_detail", "runs/<int:run_id>/"): "302 200 200 200 200 404",
     ("run_log_download", "runs/<int:run_id>/log.txt"): "302 200 200 200 200 404",
     ("run_cancel", "runs/<int:run_id>/cancel/"): "302 405 405 405 405 405",
+    ("run_controls", "runs/<int:run_id>/controls/"): "302 405 405 405 405 405",
+    ("run_resume", "runs/<int:run_id>/resume-from-checkpoint/"): "302 405 405 405 405 405",
     ("api_script_list", "api/scripts/"): "401 200 200 200 200 200",
     ("api_script_detail", "api/scripts/<slug:slug>/"): "401 200 200 200 200 404",
     ("api_run_create", "api/runs/"): "401 405 405 405 405 405",
     ("api_run_detail", "api/runs/<int:run_id>/"): "401 200 200 200 200 404",
     ("api_run_log", "api/runs/<int:run_id>/log/"): "401 200 200 200 200 404",
     ("api_run_cancel", "api/runs/<int:run_id>/cancel/"): "401 405 405 405 405 405",
+    ("api_run_pause", "api/runs/<int:run_id>/pause/"): "401 405 405 405 405 405",
+    ("api_run_resume", "api/runs/<int:run_id>/resume/"): "401 405 405 405 405 405",
+    ("api_run_resume_from_checkpoint", "api/runs/<int:run_id>/resume-from-checkpoint/"): "401 405 405 405 405 405",
     ("api_schema", "api/schema/"): "401 200 200 200 200 200",
     # The approval request: ops asked to run hello on production; anyone else who may run it there
     # approves (admin, engineer); viewers see it as they see the run; the link was sent to engineer.

@@ -41,8 +41,56 @@ function showStatus(s) {
   finished = s.finished;
   if (finished) {
     document.getElementById("cancel-form")?.remove();
+    document.getElementById("controls-form")?.remove();
     liveEl.textContent = "";
   }
+}
+
+// --- backfills: progress, the chart of rows per second per batch, pause state ---
+const batches = JSON.parse(document.getElementById("run-batches").textContent);
+const MAX_BATCHES = 300;
+
+function showProgress(p) {
+  if (p.progress_done === null || p.progress_done === undefined) return;
+  document.getElementById("backfill").hidden = false;
+  const bar = document.getElementById("run-progress");
+  bar.max = p.progress_total || Math.max(p.progress_done, 1);
+  bar.value = p.progress_done;
+  const parts = [`${p.progress_done.toLocaleString()}${p.progress_total ? " / " + p.progress_total.toLocaleString() : ""} rows`];
+  if (p.progress_total) parts.push(`${Math.floor(100 * p.progress_done / p.progress_total)}%`);
+  if (p.progress_rate) parts.push(`${Math.round(p.progress_rate).toLocaleString()} rows/s`);
+  if (p.progress_total && p.progress_rate) {
+    parts.push(`ETA ${Math.max(0, Math.round((p.progress_total - p.progress_done) / p.progress_rate))} s`);
+  }
+  document.getElementById("run-progress-text").textContent = parts.join(" · ");
+}
+
+function drawChart() {
+  if (!batches.length) return;
+  document.getElementById("backfill").hidden = false;
+  const svg = document.getElementById("run-chart");
+  const rates = batches.map((b) => (b.seconds > 0 ? b.rows / b.seconds : 0));
+  const top = Math.max(...rates, 1);
+  const x = (i) => (batches.length === 1 ? 300 : (600 * i) / (batches.length - 1));
+  const y = (rate) => 115 - (110 * rate) / top;
+  const points = rates.map((r, i) => `${x(i).toFixed(1)},${y(r).toFixed(1)}`).join(" ");
+  const failed = batches.map((b, i) => (b.errors ? `<circle cx="${x(i).toFixed(1)}" cy="${y(rates[i]).toFixed(1)}" r="3" class="chart-error"/>` : "")).join("");
+  svg.innerHTML = `<polyline points="${points}" class="chart-line"/>${failed}`;
+  const errors = batches.filter((b) => b.errors).length;
+  document.getElementById("run-errors").textContent = `${batches.length} batches shown, ${errors} failed.`;
+}
+
+function addBatches(more) {
+  batches.push(...more);
+  batches.splice(0, Math.max(0, batches.length - MAX_BATCHES));
+  drawChart();
+}
+
+function showControls(c) {
+  document.getElementById("run-paused").hidden = !c.paused;
+  const reason = document.getElementById("run-pause-reason");
+  if (reason) reason.textContent = c.pause_reason || "";
+  else if (c.paused && c.pause_reason) document.getElementById("run-paused").textContent = `Paused: ${c.pause_reason}`;
 }
 
 function connect() {
@@ -53,6 +101,9 @@ function connect() {
     const msg = JSON.parse(event.data);
     if (msg.type === "chunk") appendChunk(msg.seq, msg.text);
     else if (msg.type === "status") showStatus(msg);
+    else if (msg.type === "progress") showProgress(msg);
+    else if (msg.type === "batches") addBatches(msg.batches);
+    else if (msg.type === "controls") showControls(msg);
   };
   socket.onclose = () => {
     if (finished) return;
@@ -66,4 +117,6 @@ for (const chunk of JSON.parse(document.getElementById("run-tail").textContent))
   appendChunk(chunk.seq, chunk.text);
 }
 showStatus(JSON.parse(document.getElementById("run-status-data").textContent));
+showProgress(JSON.parse(document.getElementById("run-progress-data").textContent));
+drawChart();
 connect();

@@ -116,6 +116,7 @@ def request_run(user, script, environment, params, dry_run=False, reason="", fil
     files = [RunFile.from_upload(user, name, upload) for name, upload in uploads.items()]
     params |= {f.field_name: f.describe() for f in files}
     with transaction.atomic():
+        refuse_a_second_run(script, environment)
         run = Run.objects.create(
             script=script, version=script.current_version, environment=environment, params=params,
             requested_by=user, dry_run=dry_run, reason=reason.strip(), timeout_seconds=script.timeout_seconds,
@@ -131,6 +132,20 @@ def request_run(user, script, environment, params, dry_run=False, reason="", fil
         else:
             enqueue(run)
     return run
+
+
+ACTIVE = {RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING}
+
+
+def refuse_a_second_run(script, environment):
+    """For a one-at-a-time script: the script's row is locked, so two requests at once cannot both pass."""
+    if not script.one_at_a_time:
+        return
+    type(script).objects.select_for_update().filter(pk=script.pk).first()
+    active = Run.objects.filter(script=script, environment=environment, status__in=ACTIVE).order_by("id").first()
+    if active is not None:
+        raise ValidationError({"environment": f"{script} runs one at a time in {environment}, and run #{active.pk} "
+                                              f"is {active.get_status_display().lower()}: wait for it to end."})
 
 
 def checked_params(script, params, files, dry_run):
@@ -165,6 +180,7 @@ def resume_run(run, user):
         raise ValidationError({"run": f"Run #{run.resumed_by.first().pk} already resumes this run."})
     needs_approval = run.script.requires_approval_in(run.environment)
     with transaction.atomic():
+        refuse_a_second_run(run.script, run.environment)
         resumed = Run.objects.create(
             script=run.script, version=run.version, environment=run.environment, params=run.params,
             requested_by=user, dry_run=run.dry_run, reason=run.reason or f"Resumes run #{run.pk}.",

@@ -54,7 +54,7 @@ class ScriptAdminForm(forms.ModelForm):
     class Meta:
         model = Script
         fields = ["name", "slug", "description", "language", "owner_team", "restricted", "always_require_approval",
-                  "allowed_environments", "timeout_seconds"]
+                  "one_at_a_time", "allowed_environments", "timeout_seconds"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -93,7 +93,7 @@ class ScriptAdmin(GuardedModelAdmin):
     inlines = [ScriptVersionInline]
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "language", "owner_team", "restricted",
-                           "always_require_approval"]}),
+                           "always_require_approval", "one_at_a_time"]}),
         ("Where and how long", {"fields": ["allowed_environments", "timeout_seconds"]}),
         ("Code", {"fields": ["source", "version_message"]}),
         ("Form for ops staff", {"fields": ["run_form"]}),

@@ -66,6 +66,10 @@ class Script(models.Model):
     owner_team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     allowed_environments = models.ManyToManyField(Environment, related_name="scripts", blank=True)
     timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)])
+    one_at_a_time = models.BooleanField(
+        default=False, help_text="At most one run of it per environment at a time (waiting, queued or running): "
+                                 "another request is refused with a clear message.",
+    )
     always_require_approval = models.BooleanField(
         default=False,
         help_text="Every run needs approval, in any environment (with that environment's approvers, "

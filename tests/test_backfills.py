@@ -229,3 +229,86 @@ def test_the_standalone_mode_resumes_from_its_checkpoint_file(target, tmp_path):
     assert second.returncode == 0, second.stderr
     assert "Resuming from the checkpoint" in second.stderr and "rows (100%)" in second.stderr
     assert_every_row_written_exactly_once(target)
+
+
+# --- controls, resume and one-at-a-time by the doors users take ------------------------------------------
+
+def api_for(user):
+    from rest_framework.test import APIClient
+
+    from scripts_app.models import ApiToken
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(user, 't')[1]}")
+    return client
+
+
+def running(engineer, backfill, staging):
+    run = services.request_run(engineer, backfill, staging, {"dsn": "unused"})
+    assert run.transition(RunStatus.RUNNING)
+    return run
+
+
+def test_the_api_pauses_resumes_and_changes_batch_size_and_sleep(engineer, make_user, backfill, staging):
+    run = running(engineer, backfill, staging)
+    api = api_for(engineer)
+    assert api.post(f"/api/runs/{run.pk}/pause/").json()["paused"] is True
+    assert api.post(f"/api/runs/{run.pk}/resume/").json()["paused"] is False
+    changed = api.patch(f"/api/runs/{run.pk}/", {"batch_size": 250, "sleep_seconds": 0.5}, format="json").json()
+    assert (changed["batch_size"], changed["sleep_seconds"]) == (250, 0.5)
+    bad = api.patch(f"/api/runs/{run.pk}/", {"batch_size": 0, "sleep_seconds": -1}, format="json")
+    assert bad.status_code == 400 and set(bad.json()) == {"batch_size", "sleep_seconds"}
+    viewer = make_user("viewer")
+    from guardian.shortcuts import assign_perm
+
+    assign_perm("scripts_app.view_script", viewer, backfill)
+    assert api_for(viewer).post(f"/api/runs/{run.pk}/pause/").status_code == 403
+    assert not Run.objects.get(pk=run.pk).paused
+
+
+def test_the_run_page_controls_a_running_backfill(client, engineer, backfill, staging):
+    run = running(engineer, backfill, staging)
+    client.force_login(engineer)
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert 'value="pause"' in page and "Batch size" in page
+    client.post(f"/runs/{run.pk}/controls/", {"action": "pause"})
+    assert Run.objects.get(pk=run.pk).paused
+    client.post(f"/runs/{run.pk}/controls/", {"action": "set", "batch_size": "50", "sleep_seconds": "2"})
+    run.refresh_from_db()
+    assert (run.batch_size, run.sleep_seconds) == (50, 2.0)
+    response = client.post(f"/runs/{run.pk}/controls/", {"action": "set", "batch_size": "-3"}, follow=True)
+    assert "batch_size" in response.content.decode() and Run.objects.get(pk=run.pk).batch_size == 50
+
+
+def test_resume_needs_a_checkpoint_and_a_finished_run_and_happens_once(client, engineer, backfill, staging):
+    run = running(engineer, backfill, staging)
+    api = api_for(engineer)
+    assert api.post(f"/api/runs/{run.pk}/resume-from-checkpoint/").status_code == 400  # still running
+    run.transition(RunStatus.FAILED)
+    refused = api.post(f"/api/runs/{run.pk}/resume-from-checkpoint/")
+    assert refused.status_code == 400 and "no checkpoint" in str(refused.json())
+    Run.objects.filter(pk=run.pk).update(checkpoint={"after": 40, "done": 40}, batch_size=25)
+    client.force_login(engineer)
+    response = client.post(f"/runs/{run.pk}/resume-from-checkpoint/")
+    resumed = Run.objects.get(resumed_from=run)
+    assert response["Location"] == f"/runs/{resumed.pk}/"
+    assert (resumed.version, resumed.params, resumed.environment, resumed.batch_size) == (
+        run.version, run.params, run.environment, 25)
+    assert api.post(f"/api/runs/{run.pk}/resume-from-checkpoint/").status_code == 400  # once only
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert f"Resumed by <a href=\"/runs/{resumed.pk}/\">run #{resumed.pk}</a>" in page
+
+
+def test_a_one_at_a_time_script_refuses_a_second_run_in_the_same_environment(engineer, backfill, staging,
+                                                                               production):
+    backfill.one_at_a_time = True
+    backfill.save()
+    first = services.request_run(engineer, backfill, staging, {"dsn": "x"})
+    response = api_for(engineer).post("/api/runs/", {"script": "campaigns", "environment": "staging",
+                                                     "params": {"dsn": "x"}}, format="json")
+    assert response.status_code == 400
+    assert f"run #{first.pk} is queued" in response.json()["environment"][0]
+    backfill.allowed_environments.add(production)
+    assert services.request_run(engineer, backfill, production, {"dsn": "x"}).status == RunStatus.QUEUED
+    services.cancel_run(first, engineer)
+    assert services.request_run(engineer, backfill, staging, {"dsn": "x"}).status == RunStatus.QUEUED

@@ -202,6 +202,9 @@ APPROVAL_LINK_MAX_AGE_SECONDS = int(os.environ.get("APPROVAL_LINK_MAX_AGE_SECOND
 BACKFILL_MAX_OUTPUT_BYTES = int(os.environ.get("BACKFILL_MAX_OUTPUT_BYTES", str(256 * 1024 * 1024)))
 BACKFILL_KILL_GRACE_SECONDS = float(os.environ.get("BACKFILL_KILL_GRACE_SECONDS", "5"))
 BACKFILL_HEARTBEAT_SECONDS = float(os.environ.get("BACKFILL_HEARTBEAT_SECONDS", "5"))
+# The demo backfill's target database (seed_demo): SQLite files here, or PostgreSQL at the URL.
+BACKFILL_DEMO_DIR = os.environ.get("BACKFILL_DEMO_DIR", str(BASE_DIR / "var"))
+BACKFILL_DEMO_TARGET_URL = os.environ.get("BACKFILL_DEMO_TARGET_URL", "")
 # A running run without a heartbeat for this long is marked lost by the reaper (`manage.py reap_runs`).
 BACKFILL_LOST_AFTER_SECONDS = float(os.environ.get("BACKFILL_LOST_AFTER_SECONDS", "60"))
 BACKFILL_LOG_FLUSH_SECONDS = 0.1

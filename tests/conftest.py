@@ -246,11 +246,12 @@ def mail_server():
 
 
 @pytest.fixture
-def demo_stack(transactional_db, mail_server):
+def demo_stack(transactional_db, mail_server, settings, tmp_path):
     """The demo data of `manage.py seed_demo`, served by a real daphne and worked by a real worker;
     the mail it sends goes to `mail_server`."""
     from django.core.management import call_command
 
+    settings.BACKFILL_DEMO_DIR = str(tmp_path)  # the demo campaigns database of this test
     call_command("seed_demo", stdout=open(os.devnull, "w"))
     stack = LiveStack(["staging", "production"], EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
                       EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mail_server.controller.port))

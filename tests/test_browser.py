@@ -153,7 +153,7 @@ def test_an_ops_user_fills_a_form_corrects_an_error_confirms_and_the_run_starts(
     expect(ids).to_be_hidden()
     page.check("input[name=p-only_some]")
     expect(ids).to_be_visible()
-    page.fill("textarea[name=p-campaign_ids]", "5, 7\n7, 9")
+    page.fill("textarea[name=p-campaign_ids]", "179, 182\n182, 5")  # Globex's, in March (5 is not)
     page.check("input[name=p-currency][value=USD]")
     page.fill("input[name=p-batch_size]", "50")
     page.fill("textarea[name=reason]", "Fix Globex budgets")
@@ -167,12 +167,13 @@ def test_an_ops_user_fills_a_form_corrects_an_error_confirms_and_the_run_starts(
     confirmation = page.locator("#confirmation")
     expect(confirmation).to_contain_text("Campaign currency backfill")
     expect(confirmation).to_contain_text("on Production")
-    for text in ("Globex", "2026-03-01", "5, 7, 9 (3)", "US dollar", "200"):
+    for text in ("Globex", "2026-03-01", "179, 182, 5 (3)", "US dollar", "200"):
         expect(confirmation).to_contain_text(text)
     page.click("button:has-text('Yes, run it on Production')")
 
     expect(page).to_have_url(re.compile(r"/runs/\d+/$"))
     log = page.locator("#log")
     expect(log).to_contain_text("Tenant globex: campaigns from 2026-03-01 to 2026-03-31 into USD", timeout=20_000)
-    expect(log).to_contain_text("converted campaigns 5..9 (3/3)", timeout=20_000)
+    expect(log).to_contain_text("converted campaigns 179..182 (2)", timeout=20_000)
+    expect(log).to_contain_text("Done: 2 campaigns in 1 batches")
     expect(page.locator("#run-status")).to_have_text("Succeeded", timeout=20_000)

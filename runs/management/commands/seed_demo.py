@@ -1,5 +1,11 @@
 """Demo data for a newcomer: environments, teams, users for each role and two scripts. Idempotent."""
 
+import contextlib
+import datetime
+import os
+import sqlite3
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management.base import BaseCommand
@@ -30,25 +36,52 @@ time.sleep(0.7)
 print("\\033[1;33mAll done.\\033[0m")
 '''
 
-CAMPAIGNS = '''"""Converts campaign budgets to a currency, a batch at a time (a demo: it changes nothing)."""
+CAMPAIGNS = '''"""Fills campaigns.budget_currency where it is missing, a batch at a time, with backfill_sdk.
+
+The target database is named by the environment's secret CAMPAIGNS_DB (a SQLite file, or a
+PostgreSQL URL). Keyset pagination on id; the update is idempotent (only rows still missing it).
+"""
 import json
 import os
-import time
+import sqlite3
+
+import backfill_sdk as bf
 
 with open(os.environ["BACKFILL_PARAMS_FILE"]) as f:
     params = json.load(f)
-dry = os.environ["BACKFILL_DRY_RUN"] == "1"
-ids = params.get("campaign_ids") or list(range(1, 2001))
-batch = params["batch_size"]
-print(f"Tenant {params['tenant']}: campaigns from {params['start']} to {params['end']} into {params['currency']}"
-      f"{' (dry run: nothing is written)' if dry else ''}.")
-for start in range(0, len(ids), batch):
-    chunk = ids[start:start + batch]
-    time.sleep(0.3)
-    verb = "would convert" if dry else "converted"
-    print(f"{verb} campaigns {chunk[0]}..{chunk[-1]} ({start + len(chunk)}/{len(ids)})")
-print("Done.")
+target = os.environ["CAMPAIGNS_DB"]
+if target.startswith("postgres"):
+    import psycopg
+
+    conn, mark = psycopg.connect(target, autocommit=True), "%s"
+else:
+    conn, mark = sqlite3.connect(target, isolation_level=None), "?"
+
+where = f"tenant = {mark} AND created_on BETWEEN {mark} AND {mark} AND budget_currency IS NULL"
+where_params = [params["tenant"], params["start"], params["end"]]
+if params.get("campaign_ids"):
+    where += f" AND id IN ({', '.join([mark] * len(params['campaign_ids']))})"
+    where_params += params["campaign_ids"]
+currency = params["currency"]
+print(f"Tenant {params['tenant']}: campaigns from {params['start']} to {params['end']} into {currency}.")
+
+
+def apply(rows, dry_run):
+    ids = [row[0] for row in rows]
+    if not dry_run:
+        conn.cursor().execute(
+            f"UPDATE campaigns SET budget_currency = {mark} WHERE id IN ({', '.join([mark] * len(ids))}) "
+            "AND budget_currency IS NULL", [currency, *ids])
+    print(f"{'would convert' if dry_run else 'converted'} campaigns {ids[0]}..{ids[-1]} ({len(ids)})")
+
+
+summary = bf.run(bf.KeysetSource(conn, "campaigns", key="id", where=where, where_params=where_params), apply,
+                 name="campaigns", batch_size=params["batch_size"], sleep=0.5)
+print(f"Done: {summary['rows']:,} campaigns in {summary['batches']} batches, {summary['failed_batches']} failed.")
 '''
+
+TENANTS = ("acme", "globex", "initech")
+DEMO_CAMPAIGNS = 120_000
 
 HELLO_FORM = {
     "intro": "Greets someone by name, in colour, over a few seconds: a harmless way to try Backfill.",
@@ -66,9 +99,9 @@ CAMPAIGNS_FORM = {
         {"name": "tenant", "label": "Tenant", "type": "choice", "required": True, "section": "Which campaigns",
          "choices": [{"value": "acme", "label": "Acme Corp"}, {"value": "globex", "label": "Globex"},
                      {"value": "initech", "label": "Initech"}], "order": 1},
-        {"name": "start", "label": "Created on or after", "type": "date", "required": True,
+        {"name": "start", "label": "Created on or after", "type": "date", "required": True, "default": "2026-01-01",
          "min": "2020-01-01", "section": "Which campaigns", "order": 2},
-        {"name": "end", "label": "Created on or before", "type": "date", "required": True,
+        {"name": "end", "label": "Created on or before", "type": "date", "required": True, "default": "2026-03-31",
          "min": "2020-01-01", "section": "Which campaigns", "order": 3},
         {"name": "only_some", "label": "Only some campaigns", "type": "boolean", "section": "Which campaigns",
          "order": 4},
@@ -117,6 +150,36 @@ ROLES = {
 TEAMS = ("engineering", "ops", "viewers", "finance")
 
 
+def demo_campaigns_database(slug):
+    """A SQLite file of campaigns per environment (kept once made), or the PostgreSQL database of
+    BACKFILL_DEMO_TARGET_URL: the target of the demo backfill. Its location, for the CAMPAIGNS_DB secret."""
+    url = settings.BACKFILL_DEMO_TARGET_URL
+    if url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            fill_campaigns(conn, "%s", "serial")
+        return url
+    os.makedirs(settings.BACKFILL_DEMO_DIR, exist_ok=True)
+    path = os.path.join(settings.BACKFILL_DEMO_DIR, f"demo-campaigns-{slug}.sqlite3")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        fill_campaigns(conn, "?", "integer")
+        conn.commit()
+    return path
+
+
+def fill_campaigns(conn, mark, id_type):
+    conn.execute(f"CREATE TABLE IF NOT EXISTS campaigns (id {id_type} PRIMARY KEY, tenant text NOT NULL, "
+                 "created_on date NOT NULL, budget numeric NOT NULL, budget_currency text)")
+    if conn.execute("SELECT count(*) FROM campaigns").fetchone()[0]:
+        return
+    start = datetime.date(2026, 1, 1)
+    rows = [(TENANTS[i % 3], (start + datetime.timedelta(days=(i // 3) % 90)).isoformat(), 100 + i % 900)
+            for i in range(DEMO_CAMPAIGNS)]
+    conn.cursor().executemany(f"INSERT INTO campaigns (tenant, created_on, budget) VALUES ({mark}, {mark}, {mark})",
+                              rows)
+
+
 class Command(BaseCommand):
     help = "Create (or bring up to date) the demo environments, teams, users and scripts."
 
@@ -125,6 +188,8 @@ class Command(BaseCommand):
         production = self.environment("Production", "production")
         self.secret(staging, "DEMO_API_KEY", "stg-demo-key-4f9a2c")
         self.secret(production, "DEMO_API_KEY", "prd-demo-key-8b1e7d")
+        for env in (staging, production):
+            self.secret(env, "CAMPAIGNS_DB", demo_campaigns_database(env.slug))
         teams = {name: Group.objects.get_or_create(name=name)[0] for name in TEAMS}
         users = {name: self.user(name, *role, teams) for name, role in ROLES.items()}
 

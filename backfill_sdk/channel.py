@@ -100,19 +100,26 @@ class ServiceChannel:
 
     def save_checkpoint(self, value):
         """Returns once the supervisor has committed the checkpoint to the service's database."""
+        self.wait_committed(self.send_checkpoint(value))
+
+    def send_checkpoint(self, value, batch=None, progress=None):
+        """Send a checkpoint (with the batch's statistics and the progress, in one message) without
+        waiting: `wait_committed` with the returned id before writing anything more."""
         self.next_id += 1
-        ident = self.next_id
-        self.send({"type": "checkpoint", "id": ident, "value": value})
+        self.send({"type": "checkpoint", "id": self.next_id, "value": value, "batch": batch, "progress": progress})
+        self.checkpoint = value
+        return self.next_id
+
+    def wait_committed(self, ident):
+        if ident is None:
+            return
         if ident not in self.acks:
             self.wait_for(lambda m: m.get("type") == "ack" and m.get("id") == ident, ACK_TIMEOUT_SECONDS)
         self.acks.discard(ident)
-        self.checkpoint = value
 
-    def progress(self, done, total, rate):
-        self.send({"type": "progress", "done": done, "total": total, "rate": rate})
-
-    def batch(self, rows, seconds, errors):
-        self.send({"type": "batch", "rows": rows, "seconds": round(seconds, 4), "errors": errors})
+    def report(self, batch, progress):
+        """A batch's statistics and the progress, without a checkpoint (a dry run)."""
+        self.send({"type": "batch", **batch, "progress": progress})
 
     def pause(self, reason):
         """Pause the run (it shows the reason); wait until someone resumes or cancels it."""
@@ -144,6 +151,13 @@ class LocalChannel:
             time.sleep(timeout)
         return []
 
+    def send_checkpoint(self, value, batch=None, progress=None):
+        self.save_checkpoint(value)
+        self.report(batch, progress)
+
+    def wait_committed(self, ident):
+        pass
+
     def save_checkpoint(self, value):
         """Written to a temporary file, flushed to disk, then renamed: the file is always whole."""
         temporary = f"{self.path}.tmp"
@@ -154,13 +168,11 @@ class LocalChannel:
         os.replace(temporary, self.path)
         self.checkpoint = value
 
-    def progress(self, done, total, rate):
+    def report(self, batch, progress):
+        done, total, rate = progress["done"], progress["total"], progress["rate"]
         share = f" ({done / total:.0%})" if total else ""
         eta = f", about {max(total - done, 0) / rate:.0f} s left" if total and rate else ""
         print(f"{done:,}{f' / {total:,}' if total else ''} rows{share}, {rate:,.0f} rows/s{eta}", file=sys.stderr)
-
-    def batch(self, rows, seconds, errors):
-        pass
 
     def pause(self, reason):
         """Nobody can resume a terminal run: it stops, and the next run resumes from the checkpoint."""

@@ -36,6 +36,7 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
     began = time.monotonic()
     if channel.dry_run:
         print("Dry run: computing what would change, writing nothing.", file=sys.stderr)
+    pending = None  # the last checkpoint sent, not yet known to be committed
     while True:
         channel.poll()
         channel.wait_while_paused()
@@ -43,6 +44,8 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
             print(f"Stopped on request after {done:,} rows; the next run resumes from here.", file=sys.stderr)
             break
         rows = source.fetch(after, max(1, controls.batch_size))
+        channel.wait_committed(pending)  # reading went on meanwhile; writing waits for the checkpoint
+        pending = None
         if not rows:
             break
         failed, seconds = apply_with_retries(apply, rows, channel.dry_run, retries, backoff_seconds)
@@ -50,16 +53,19 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
         done += len(rows)
         batches += 1
         errors += failed
-        channel.batch(rows=len(rows), seconds=seconds, errors=int(failed))
-        if not channel.dry_run:
-            channel.save_checkpoint({"after": after, "done": done})
-        channel.progress(done, total, done / max(time.monotonic() - began, 1e-6))
+        batch = {"rows": len(rows), "seconds": round(seconds, 4), "errors": int(failed)}
+        progress = {"done": done, "total": total, "rate": done / max(time.monotonic() - began, 1e-6)}
+        if channel.dry_run:
+            channel.report(batch, progress)
+        else:
+            pending = channel.send_checkpoint({"after": after, "done": done}, batch, progress)
         recent.append(failed)
         if too_many_errors(recent, window, controls.max_error_rate):
             channel.pause(f"{sum(recent)} of the last {len(recent)} batches failed, more than the "
                           f"{controls.max_error_rate:.0%} allowed")
             recent.clear()
         pause_between_batches(channel)
+    channel.wait_committed(pending)
     return {"rows": done, "batches": batches, "failed_batches": errors, "cancelled": controls.cancel}
 
 

@@ -43,6 +43,7 @@ class ControlChannel:
         self.batches = []
         self.batch_seq = BatchStat.objects.filter(run=run).count()
         self.progress = None
+        self.progress_stored = False
         self.sent_controls = None
         self.open = True
 
@@ -106,22 +107,34 @@ class ControlChannel:
             return
         kind = message.get("type")
         if kind == "checkpoint":
-            self.flush()  # the statistics of the batches before it are stored first
-            Run.objects.filter(pk=self.run.pk).update(checkpoint=message.get("value"), checkpoint_at=timezone.now())
-            self.send({"type": "ack", "id": message.get("id")})
+            self.add_batch(message.get("batch"))
         elif kind == "batch":
-            self.batch_seq += 1
-            self.batches.append(BatchStat(run_id=self.run.pk, seq=self.batch_seq, rows=int(message.get("rows", 0)),
-                                          seconds=float(message.get("seconds", 0)),
-                                          errors=int(message.get("errors", 0))))
-        elif kind == "progress":
-            self.progress = {"progress_done": message.get("done"), "progress_total": message.get("total"),
-                             "progress_rate": message.get("rate")}
+            self.add_batch(message)
+        if isinstance(message.get("progress"), dict):
+            self.progress = {"progress_done": message["progress"].get("done"),
+                             "progress_total": message["progress"].get("total"),
+                             "progress_rate": message["progress"].get("rate")}
+        if kind == "checkpoint":
+            self.store_checkpoint(message)
         elif kind == "paused":
             reason = str(message.get("reason", ""))[:500]
             Run.objects.filter(pk=self.run.pk).update(paused=True, pause_reason=reason)
             self.sent_controls = (True, *self.sent_controls[1:])
             self.publisher.send({"type": "run.controls", "paused": True, "pause_reason": reason})
+
+    def add_batch(self, batch):
+        if not isinstance(batch, dict):
+            return
+        self.batch_seq += 1
+        self.batches.append(BatchStat(run_id=self.run.pk, seq=self.batch_seq, rows=int(batch.get("rows", 0)),
+                                      seconds=float(batch.get("seconds", 0)), errors=int(batch.get("errors", 0))))
+
+    def store_checkpoint(self, message):
+        """Committed (with the progress that came with it) before the script hears `ack`."""
+        fields = {"checkpoint": message.get("value"), "checkpoint_at": timezone.now(), **(self.progress or {})}
+        Run.objects.filter(pk=self.run.pk).update(**fields)
+        self.send({"type": "ack", "id": message.get("id")})
+        self.progress_stored = True
 
     def flush(self):
         """Store the batch statistics and progress gathered since the last flush; tell the run page."""
@@ -131,9 +144,11 @@ class ControlChannel:
             self.batches = []
             self.publisher.send({"type": "run.batches", "batches": batches})
         if self.progress:
-            Run.objects.filter(pk=self.run.pk).update(**self.progress)
+            if not self.progress_stored:
+                Run.objects.filter(pk=self.run.pk).update(**self.progress)
             self.publisher.send({"type": "run.progress", **self.progress})
             self.progress = None
+        self.progress_stored = False
 
     def controls_changed(self, controls):
         """The run's controls as read by the supervisor's poll: pushed to the script when they changed."""

@@ -27,9 +27,16 @@ class RunPage:
         self.pending = self.pending_uploads() if data is not None else {}
         self.params = None
         if self.spec is not None:
-            files = {**{f"{PARAMS_PREFIX}-{name}": upload.as_file() for name, upload in self.pending.items()},
-                     **request.FILES} if data is not None else None
-            self.params = params_form(self.spec, data=data, files=files, prefix=PARAMS_PREFIX)
+            self.params = params_form(self.spec, data=data, files=self.files() if data is not None else None,
+                                      prefix=PARAMS_PREFIX)
+
+    def files(self):
+        """This request's uploads, and those kept from before the confirmation where none replaces them."""
+        files = self.request.FILES.copy()
+        for name, pending in self.pending.items():
+            if f"{PARAMS_PREFIX}-{name}" not in files:
+                files[f"{PARAMS_PREFIX}-{name}"] = pending.as_file()
+        return files
 
     @property
     def submitted(self):

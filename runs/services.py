@@ -1,6 +1,7 @@
 """What can happen to a run: request, start, finish, cancel; and reading its log."""
 
 import logging
+import math
 import os
 import socket
 from datetime import timedelta
@@ -95,6 +96,17 @@ def contains_nul(value):
     return False
 
 
+def contains_non_finite(value):
+    """NaN and infinity are not JSON: the database refuses them."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(contains_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_non_finite(v) for v in value)
+    return False
+
+
 def request_run(user, script, environment, params, dry_run=False, reason="", files=None):
     """Create a run of the script's current version if `user` may run it there.
 
@@ -161,6 +173,8 @@ def checked_params(script, params, files, dry_run):
             raise ValidationError({"dry_run": "This script does not offer a dry run."})
     if contains_nul(params):
         raise ValidationError({"params": "Parameters cannot contain the NUL character (\\u0000)."})
+    if contains_non_finite(params):
+        raise ValidationError({"params": "Numbers must be finite (no NaN or infinity)."})
     return params, uploads, spec
 
 

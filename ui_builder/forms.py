@@ -2,6 +2,7 @@
 the values as JSON for the script, the JSON Schema for the API, and the definition's own checks."""
 
 import datetime
+import math
 import re
 import uuid
 from decimal import Decimal
@@ -9,8 +10,7 @@ from decimal import Decimal
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.utils import timezone
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from ui_builder.spec import CHOICE_TYPES, T, field_problems, parse_bound
 
@@ -32,10 +32,11 @@ class IdListField(forms.Field):
     def to_python(self, value):
         if value in self.empty_values:
             return []
-        items = value if isinstance(value, list) else ID_SEPARATORS.split(str(value).strip())
+        items = value if isinstance(value, list) else [i for i in ID_SEPARATORS.split(str(value).strip()) if i]
         ids = []
         for item in items:
-            if isinstance(item, bool) or not (isinstance(item, int) or (isinstance(item, str) and item.isdecimal())):
+            whole = isinstance(item, int) and not isinstance(item, bool) and item >= 0
+            if not (whole or (isinstance(item, str) and item.isascii() and item.isdecimal())):
                 raise ValidationError(self.error_messages["invalid"], code="invalid",
                                       params={"value": str(item)[:50]})
             number = int(item)
@@ -50,6 +51,33 @@ class IdListField(forms.Field):
                                   params={"max": self.max_count, "count": len(value)})
 
 
+class FullMatch:
+    """The whole value must match the pattern (as written, flags like (?i) included)."""
+
+    def __init__(self, pattern, message):
+        self.pattern = re.compile(pattern)
+        self.message = message
+
+    def __call__(self, value):
+        if not self.pattern.fullmatch(str(value)):
+            raise ValidationError(self.message, code="invalid")
+
+
+class CountedMultipleChoiceField(forms.MultipleChoiceField):
+    """Several choices, with the fewest and most picks checked even when none is picked."""
+
+    def __init__(self, *, fewest=None, most=None, **kwargs):
+        self.fewest, self.most = fewest, most
+        super().__init__(**kwargs)
+
+    def validate(self, value):
+        super().validate(value)
+        if self.fewest is not None and len(value) < self.fewest:
+            raise ValidationError(f"Pick at least {self.fewest}.")
+        if self.most is not None and len(value) > self.most:
+            raise ValidationError(f"Pick at most {self.most}.")
+
+
 def file_size_cap(max_kb):
     cap = min(max_kb * 1024, settings.BACKFILL_MAX_UPLOAD_BYTES) if max_kb else settings.BACKFILL_MAX_UPLOAD_BYTES
 
@@ -60,26 +88,10 @@ def file_size_cap(max_kb):
     return check
 
 
-def count_validators(low, high):
-    validators = []
-    if low is not None:
-        validators.append(lambda v: _check(len(v) >= low, f"Pick at least {low}."))
-    if high is not None:
-        validators.append(lambda v: _check(len(v) <= high, f"Pick at most {high}."))
-    return validators
-
-
-def _check(ok, message):
-    if not ok:
-        raise ValidationError(message)
-
-
 def build_field(spec):
     """The Django form field for one sound field spec."""
     field_type = T(spec["type"])
     low, high = parse_bound(field_type, spec.get("min")), parse_bound(field_type, spec.get("max"))
-    if field_type == T.DATETIME:
-        low, high = aware(low), aware(high)
     common = {"label": spec.get("label") or spec["name"], "help_text": spec.get("help_text", ""),
               "required": bool(spec.get("required")) and not spec.get("visible_if")}
     placeholder = {"placeholder": spec["placeholder"]} if spec.get("placeholder") else {}
@@ -87,8 +99,8 @@ def build_field(spec):
     lengths = {"min_length": low, "max_length": high} if field_type in (T.TEXT, T.LONG_TEXT, T.EMAIL, T.URL) else {}
     bounds = ([MinValueValidator(low)] if low is not None else []) + (
         [MaxValueValidator(high)] if high is not None else [])
-    regex = [RegexValidator(rf"\A(?:{spec['regex']})\Z", spec.get("regex_message") or
-                            "Enter a value in the expected format.")] if spec.get("regex") else []
+    regex = [FullMatch(spec["regex"], spec.get("regex_message") or "Enter a value in the expected format.")
+             ] if spec.get("regex") else []
 
     if field_type == T.TEXT:
         return forms.CharField(strip=False, validators=regex, widget=forms.TextInput(placeholder), **lengths, **common)
@@ -107,8 +119,8 @@ def build_field(spec):
     if field_type == T.RADIO:
         return forms.ChoiceField(choices=choices, widget=forms.RadioSelect, **common)
     if field_type == T.MULTI_CHOICE:
-        return forms.MultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple,
-                                         validators=count_validators(low, high), **common)
+        return CountedMultipleChoiceField(choices=choices, widget=forms.CheckboxSelectMultiple, fewest=low, most=high,
+                                          **common)
     if field_type == T.DATE:
         return forms.DateField(widget=forms.DateInput({"type": "date"}, format="%Y-%m-%d"), validators=bounds,
                                **common)
@@ -127,13 +139,6 @@ def build_field(spec):
         return IdListField(max_count=high, widget=forms.Textarea({"rows": 4, **placeholder}), **common)
     return forms.FileField(validators=[file_size_cap(high)],
                            widget=forms.ClearableFileInput({"accept": ".csv,text/csv"}), **common)
-
-
-def aware(moment):
-    """A bound written without a zone is in the service's time zone (values are compared aware)."""
-    if moment is None or timezone.is_aware(moment):
-        return moment
-    return timezone.make_aware(moment)
 
 
 def initial_value(spec):
@@ -176,6 +181,14 @@ def definition_problems(spec):
         if found:
             problems[index] = found
     return problems
+
+
+def typed_default(spec):
+    """The default as the JSON value the API would take (5, not "5")."""
+    try:
+        return as_json(build_field({**spec, "visible_if": None, "required": False}).clean(initial_value(spec)))
+    except ValidationError:
+        return initial_value(spec)
 
 
 def shown(value, expected):
@@ -277,12 +290,12 @@ def json_schema(spec):
         else:
             schema |= JSON_TYPES[field_type]
         schema |= bound_keywords(field_type, low, high)
-        if field.get("regex"):
+        if field.get("regex") and not field["regex"].startswith("(?"):
             schema["pattern"] = rf"^(?:{field['regex']})$"
         if field.get("help_text"):
             schema["description"] = field["help_text"]
         if field.get("default") not in ("", None):
-            schema["default"] = as_json(initial_value(field))
+            schema["default"] = typed_default(field)
         if field.get("visible_if"):
             schema["x-visible-if"] = field["visible_if"]
         if field.get("section"):
@@ -305,6 +318,9 @@ def bound_keywords(field_type, low, high):
     out = {}
     for key, value in ((low_key, low), (high_key, high)):
         if key and value is not None:
-            out[key] = value.isoformat() if hasattr(value, "isoformat") else (
-                float(value) if isinstance(value, Decimal) else value)
+            if isinstance(value, Decimal):
+                if not math.isfinite(float(value)):
+                    continue  # beyond what a JSON number holds: the server still checks it
+                value = float(value)
+            out[key] = value.isoformat() if hasattr(value, "isoformat") else value
     return out

@@ -6,6 +6,8 @@ import keyword
 import re
 from decimal import Decimal, InvalidOperation
 
+from django.utils import timezone
+
 from ui_builder.models import FieldType
 
 SPEC_FORMAT = 1
@@ -87,7 +89,8 @@ def parse_bound(field_type, text):
     if field_type == T.DATE:
         return datetime.date.fromisoformat(text)
     if field_type == T.DATETIME:
-        return datetime.datetime.fromisoformat(text)
+        moment = datetime.datetime.fromisoformat(text)  # without a zone: the service's time zone
+        return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
     number = int(text)
     if number < 0:
         raise ValueError(text)

@@ -36,7 +36,10 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
     began = time.monotonic()
     if channel.dry_run:
         print("Dry run: computing what would change, writing nothing.", file=sys.stderr)
-    pending = None  # the last checkpoint sent, not yet known to be committed
+    # At most one checkpoint is in flight: the next chunk is read and applied while the supervisor commits
+    # it, and the one after waits for it. After a crash, at most the last two chunks are done again, which
+    # the idempotent write makes harmless.
+    pending = None
     while True:
         channel.poll()
         channel.wait_while_paused()
@@ -44,8 +47,6 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
             print(f"Stopped on request after {done:,} rows; the next run resumes from here.", file=sys.stderr)
             break
         rows = source.fetch(after, max(1, controls.batch_size))
-        channel.wait_committed(pending)  # reading went on meanwhile; writing waits for the checkpoint
-        pending = None
         if not rows:
             break
         failed, seconds = apply_with_retries(apply, rows, channel.dry_run, retries, backoff_seconds)
@@ -58,6 +59,7 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
         if channel.dry_run:
             channel.report(batch, progress)
         else:
+            channel.wait_committed(pending)
             pending = channel.send_checkpoint({"after": after, "done": done}, batch, progress)
         recent.append(failed)
         if too_many_errors(recent, window, controls.max_error_rate):

@@ -2,7 +2,10 @@
 backfill_sdk through a real worker (a checkpoint per batch), batch size 1,000; plus the time per batch of
 the first and last tenth of the table, keyset against OFFSET.
 
-    .venv/bin/python bench/sdk_overhead.py [--rows N]
+    .venv/bin/python bench/sdk_overhead.py [--rows N] [--rounds N]
+
+The two loops alternate for --rounds rounds (default 3) on a freshly filled table each time; the
+medians are compared (single timings on a shared VM vary by a third from one minute to the next).
 
 It drops and recreates the PostgreSQL databases `backfill_bench` (the service's) and
 `backfill_bench_target` (the table), and flushes Redis database 14. Results: docs/benchmarks.md.
@@ -119,6 +122,7 @@ def sdk_run(user, environment, script, log_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     common.configure()
     common.reset_state()
@@ -127,24 +131,31 @@ def main():
     common.print_machine()
 
     reset_target(args.rows)
-    hand_s, batch_times = hand_loop()
-    tenth = max(1, len(batch_times) // 10)
-    print(f"\n(a) hand-written keyset loop: {hand_s:.2f} s ({len(batch_times)} batches)")
-    print(f"    per batch (select + update): first tenth {statistics.mean(batch_times[:tenth]) * 1000:.2f} ms, "
-          f"last tenth {statistics.mean(batch_times[-tenth:]) * 1000:.2f} ms")
-
-    fill(args.rows)
-    run, log = sdk_run(user, environment, script, Path("/tmp/backfill-bench-sdk-worker.log"))
-    if run.status != "succeeded":
-        print(f"the SDK run {run.status}: {run.status_detail}\n{log[-2000:]}")
-        return 1
-    loop_s = float(log.split("sdk loop ", 1)[1].split(" s", 1)[0])
-    worker_s = (run.finished_at - run.started_at).total_seconds()
-    print(f"(b) backfill_sdk through a worker: loop {loop_s:.2f} s, run started -> finished {worker_s:.2f} s "
-          f"({run.batches.count()} batches stored, checkpoint {run.checkpoint})")
-    overhead = loop_s / hand_s - 1
-    print(f"    overhead of the SDK loop: {overhead:+.1%} (target <= {TARGET_OVERHEAD:.0%}: "
-          f"{'met' if overhead <= TARGET_OVERHEAD else 'MISSED'}); of the whole run: {worker_s / hand_s - 1:+.1%}")
+    hands, loops, wholes = [], [], []
+    for round_no in range(1, args.rounds + 1):
+        fill(args.rows)
+        hand_s, batch_times = hand_loop()
+        tenth = max(1, len(batch_times) // 10)
+        fill(args.rows)
+        run, log = sdk_run(user, environment, script, Path(f"/tmp/backfill-bench-sdk-worker-{round_no}.log"))
+        if run.status != "succeeded":
+            print(f"the SDK run {run.status}: {run.status_detail}\n{log[-2000:]}")
+            return 1
+        loop_s = float(log.split("sdk loop ", 1)[1].split(" s", 1)[0])
+        whole_s = (run.finished_at - run.started_at).total_seconds()
+        hands.append(hand_s)
+        loops.append(loop_s)
+        wholes.append(whole_s)
+        print(f"\nround {round_no}: (a) hand-written keyset loop {hand_s:.2f} s ({len(batch_times)} batches; per batch "
+              f"first tenth {statistics.mean(batch_times[:tenth]) * 1000:.2f} ms, last tenth "
+              f"{statistics.mean(batch_times[-tenth:]) * 1000:.2f} ms)")
+        print(f"         (b) backfill_sdk through a worker: loop {loop_s:.2f} s, run started -> finished "
+              f"{whole_s:.2f} s ({run.batches.count()} batches stored, checkpoint {run.checkpoint})")
+    hand, loop, whole = statistics.median(hands), statistics.median(loops), statistics.median(wholes)
+    overhead = loop / hand - 1
+    print(f"\nmedians of {args.rounds}: (a) {hand:.2f} s, (b) loop {loop:.2f} s, whole run {whole:.2f} s")
+    print(f"SDK overhead: {overhead:+.1%} (target <= {TARGET_OVERHEAD:.0%}: "
+          f"{'met' if overhead <= TARGET_OVERHEAD else 'MISSED'}); of the whole run: {whole / hand - 1:+.1%}")
 
     keyset, offset = select_times(args.rows, offset=False), select_times(args.rows, offset=True)
     print("\nSELECT of one batch (mean):")

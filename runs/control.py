@@ -8,15 +8,33 @@ writes them, and nothing waits on it.
 
 import errno
 import json
+import math
 import os
 
 from django.utils import timezone
 
 from runs.models import BatchStat, Run
+from runs.services import contains_nul
 
 CONTROL_FIELDS = ("paused", "batch_size", "sleep_seconds")
 MAX_LINE_BYTES = 1 << 20
 SDK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backfill_sdk")
+
+
+def refuse_constant(name):
+    raise ValueError(f"{name} is not JSON the database can keep")
+
+
+def number(value, kind):
+    """A count or rate from the script, or None; ValueError for what is not a number (the message is dropped)."""
+    if value is None:
+        return None
+    result = kind(value)
+    if kind is int and not -2**63 <= result < 2**63:
+        raise ValueError("out of range")
+    if kind is float and not math.isfinite(result):
+        raise ValueError("not finite")
+    return result
 
 
 def run_controls(values):
@@ -99,25 +117,29 @@ class ControlChannel:
         return True
 
     def handle(self, line):
+        """One message from the script. A malformed one is ignored: what a script writes never breaks the run."""
         try:
-            message = json.loads(line)
-        except ValueError:
+            message = json.loads(line, parse_constant=refuse_constant)
+            if isinstance(message, dict):
+                self.apply(message)
+        except (ValueError, TypeError, OverflowError):
             return
-        if not isinstance(message, dict):
-            return
+
+    def apply(self, message):
         kind = message.get("type")
         if kind == "checkpoint":
             self.add_batch(message.get("batch"))
         elif kind == "batch":
             self.add_batch(message)
         if isinstance(message.get("progress"), dict):
-            self.progress = {"progress_done": message["progress"].get("done"),
-                             "progress_total": message["progress"].get("total"),
-                             "progress_rate": message["progress"].get("rate")}
+            progress = message["progress"]
+            self.progress = {"progress_done": number(progress.get("done"), int),
+                             "progress_total": number(progress.get("total"), int),
+                             "progress_rate": number(progress.get("rate"), float)}
         if kind == "checkpoint":
             self.store_checkpoint(message)
         elif kind == "paused":
-            reason = str(message.get("reason", ""))[:500]
+            reason = str(message.get("reason", "")).replace("\x00", "")[:500]
             Run.objects.filter(pk=self.run.pk).update(paused=True, pause_reason=reason)
             self.sent_controls = (True, *self.sent_controls[1:])
             self.publisher.send({"type": "run.controls", "paused": True, "pause_reason": reason})
@@ -125,12 +147,18 @@ class ControlChannel:
     def add_batch(self, batch):
         if not isinstance(batch, dict):
             return
+        rows, seconds, errors = (number(batch.get("rows", 0), int), number(batch.get("seconds", 0), float),
+                                 number(batch.get("errors", 0), int))
+        if min(rows, errors) < 0 or rows > 2**31 - 1 or errors > 2**31 - 1:
+            raise ValueError("not a batch")
         self.batch_seq += 1
-        self.batches.append(BatchStat(run_id=self.run.pk, seq=self.batch_seq, rows=int(batch.get("rows", 0)),
-                                      seconds=float(batch.get("seconds", 0)), errors=int(batch.get("errors", 0))))
+        self.batches.append(BatchStat(run_id=self.run.pk, seq=self.batch_seq, rows=rows, seconds=seconds,
+                                      errors=errors))
 
     def store_checkpoint(self, message):
         """Committed (with the progress that came with it) before the script hears `ack`."""
+        if contains_nul(message.get("value")):
+            raise ValueError("the database cannot keep NUL")
         fields = {"checkpoint": message.get("value"), "checkpoint_at": timezone.now(), **(self.progress or {})}
         Run.objects.filter(pk=self.run.pk).update(**fields)
         self.send({"type": "ack", "id": message.get("id")})

@@ -312,3 +312,25 @@ def test_a_one_at_a_time_script_refuses_a_second_run_in_the_same_environment(eng
     assert services.request_run(engineer, backfill, production, {"dsn": "x"}).status == RunStatus.QUEUED
     services.cancel_run(first, engineer)
     assert services.request_run(engineer, backfill, staging, {"dsn": "x"}).status == RunStatus.QUEUED
+
+
+def test_whatever_a_script_writes_on_the_control_pipe_never_breaks_its_run(engineer, make_script, staging):
+    from tests.conftest import work_queue
+
+    script = make_script(
+        "import os\n"
+        "fd = int(os.environ['BACKFILL_CONTROL_FDS'].split(',')[1])\n"
+        "for line in [b'not json', b'[1, 2]', b'{\"type\": \"checkpoint\", \"id\": 1, \"value\": NaN}',\n"
+        "             b'{\"type\": \"checkpoint\", \"id\": 2, \"value\": \"a\\\\u0000b\"}',\n"
+        "             b'{\"type\": \"batch\", \"rows\": \"many\", \"seconds\": 1}',\n"
+        "             b'{\"type\": \"progress\", \"progress\": {\"done\": 1e400}}',\n"
+        "             b'{\"type\": \"paused\", \"reason\": \"x\\\\u0000y\"}', b'x' * 3_000_000,\n"
+        "             b'{\"type\": \"checkpoint\", \"id\": 3, \"value\": {\"after\": 7}}']:\n"
+        "    os.write(fd, line + b'\\n')\n"
+        "print('wrote them all')\n", slug="noisy")
+    run = services.request_run(engineer, script, staging, {})
+    work_queue(staging.queue_name)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.status_detail
+    assert run.checkpoint == {"after": 7} and run.pause_reason == "xy"
+    assert "wrote them all" in log_of(run)

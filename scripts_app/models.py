@@ -66,6 +66,10 @@ class Script(models.Model):
     owner_team = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     allowed_environments = models.ManyToManyField(Environment, related_name="scripts", blank=True)
     timeout_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)])
+    sync_path = models.CharField(
+        max_length=500, blank=True, editable=False,
+        help_text="The file it is synced from (manage.py sync_scripts), if any.",
+    )
     one_at_a_time = models.BooleanField(
         default=False, help_text="At most one run of it per environment at a time (waiting, queued or running): "
                                  "another request is refused with a clear message.",

@@ -161,6 +161,7 @@ MATRIX = {
     ("admin:ui_builder_formdefinition_change", "admin/ui_builder/formdefinition/<path:object_id>/change/"): "302 200 200 302 302 302",
     ("admin:ui_builder_formdefinition_preview", "admin/ui_builder/formdefinition/preview/"): "302 403 403 302 302 302",
     ("admin:ui_builder_formdefinition_import", "admin/ui_builder/formdefinition/import/"): "302 200 200 302 302 302",
+    ("admin:ui_builder_sync", "admin/ui_builder/formdefinition/sync/"): "302 200 200 302 302 302",
     ("admin:ui_builder_formdefinition_export", "admin/ui_builder/formdefinition/<int:pk>/export.json"): "302 200 200 302 302 302",
     ("admin:None", "admin/ui_builder/formdefinition/<path:object_id>/"): "302 302 302 302 302 302",
     ("admin:None", "admin/(?P<url>.*)$"): "302 404 404 302 302 302",}

@@ -1,6 +1,7 @@
 import json
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.forms.models import BaseInlineFormSet
@@ -15,6 +16,7 @@ from ui_builder.forms import definition_problems, form_class
 from ui_builder.models import FormDefinition, FormField
 from ui_builder.services import export_definition, import_definition
 from ui_builder.spec import definition_spec
+from ui_builder.sync import SyncError, sync_folder
 
 
 class FieldsFormSet(BaseInlineFormSet):
@@ -107,6 +109,7 @@ class FormDefinitionAdmin(admin.ModelAdmin):
         return [
             path("preview/", view(self.preview), name="ui_builder_formdefinition_preview"),
             path("import/", view(self.import_view), name="ui_builder_formdefinition_import"),
+            path("sync/", view(self.sync_view), name="ui_builder_sync"),
             path("<int:pk>/export.json", view(self.export_view), name="ui_builder_formdefinition_export"),
             *super().get_urls(),
         ]
@@ -128,6 +131,25 @@ class FormDefinitionAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "ui_builder/_preview.html", {
             "form": form_class(sound)(prefix="p"), "spec": sound,
             "problems": [(names[i], m) for i, ms in problems.items() for m in ms],
+        })
+
+    def sync_view(self, request):
+        """A button per configured folder (BACKFILL_SYNC_FOLDERS): the same as manage.py sync_scripts."""
+        if not (request.user.has_perm("scripts_app.add_script") and request.user.has_perm("scripts_app.change_script")):
+            raise PermissionDenied
+        folders = settings.BACKFILL_SYNC_FOLDERS
+        report = None
+        if request.method == "POST":
+            folder = request.POST.get("folder")
+            if folder not in folders:
+                raise PermissionDenied  # only configured folders, never a path from the browser
+            try:
+                report = sync_folder(folder, author=request.user).lines()
+            except SyncError as exc:
+                report = [str(exc)]
+        return TemplateResponse(request, "admin/ui_builder/sync.html", {
+            **self.admin_site.each_context(request), "folders": folders, "report": report,
+            "title": "Sync scripts from folders", "opts": self.model._meta,
         })
 
     def export_view(self, request, pk):

@@ -1,0 +1,5 @@
+import sys
+
+from backfill_cli import main
+
+sys.exit(main())

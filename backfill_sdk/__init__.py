@@ -20,8 +20,8 @@ terminal, it keeps its checkpoint in a local file and prints its progress. See d
 """
 
 from backfill_sdk.channel import Controls, connect
-from backfill_sdk.runner import BatchError, run
+from backfill_sdk.runner import BatchError, IncompleteBackfill, run
 from backfill_sdk.sources import IterableSource, KeysetSource
 
-__all__ = ["BatchError", "Controls", "IterableSource", "KeysetSource", "connect", "run"]
+__all__ = ["BatchError", "Controls", "IncompleteBackfill", "IterableSource", "KeysetSource", "connect", "run"]
 __version__ = "1.0.0"

@@ -85,6 +85,8 @@ class ServiceChannel:
                 if message.get("type") == "control":
                     self.controls.update(message.get("controls"))
                 elif message.get("type") == "ack":
+                    if message.get("error"):
+                        raise ChannelError(message["error"])
                     self.acks.add(message.get("id"))
                 messages.append(message)
             if messages or time.monotonic() >= deadline:

@@ -14,6 +14,11 @@ class BatchError(Exception):
     """Raised by `apply` for a chunk that must not be retried (counted as an error at once)."""
 
 
+class IncompleteBackfill(Exception):
+    """Some chunks failed: raised once the others are done. The checkpoint stays before the first failed
+    chunk, so a resumed run tries them again (and redoes, harmlessly, the idempotent ones after it)."""
+
+
 def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_error_rate=None, retries=3,
         backoff_seconds=0.5, window=10, channel=None):
     """Apply `apply(rows, dry_run)` to every chunk of `source`, from the checkpoint on; returns a summary.
@@ -22,7 +27,9 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
     a pause waits, a cancel (or SIGTERM) stops after the chunk in hand. A chunk whose `apply` raises is
     retried `retries` times with exponential backoff and jitter, then counted as an error and skipped; when
     the share of failed chunks among the last `window` passes `max_error_rate`, the run pauses itself.
-    In a dry run nothing is checkpointed: `apply` gets dry_run=True and must write nothing.
+    The checkpoint never moves past a chunk that failed, and IncompleteBackfill is raised at the end: a
+    resumed run tries those chunks again. In a dry run nothing is checkpointed: `apply` gets dry_run=True
+    and must write nothing.
     """
     channel = channel or connect(name, batch_size=batch_size, sleep=sleep, max_error_rate=max_error_rate)
     controls = channel.controls
@@ -56,7 +63,7 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
         errors += failed
         batch = {"rows": len(rows), "seconds": round(seconds, 4), "errors": int(failed)}
         progress = {"done": done, "total": total, "rate": done / max(time.monotonic() - began, 1e-6)}
-        if channel.dry_run:
+        if channel.dry_run or errors:  # after a failed chunk the checkpoint stays before it
             channel.report(batch, progress)
         else:
             channel.wait_committed(pending)
@@ -68,7 +75,11 @@ def run(source, apply, *, name="backfill", batch_size=None, sleep=None, max_erro
             recent.clear()
         pause_between_batches(channel)
     channel.wait_committed(pending)
-    return {"rows": done, "batches": batches, "failed_batches": errors, "cancelled": controls.cancel}
+    summary = {"rows": done, "batches": batches, "failed_batches": errors, "cancelled": controls.cancel}
+    if errors and not controls.cancel:
+        raise IncompleteBackfill(f"{errors} of {batches} batches failed; the checkpoint is before the first of "
+                                 "them: resume the run to try them again.")
+    return summary
 
 
 def apply_with_retries(apply, rows, dry_run, retries, backoff_seconds):

@@ -8,16 +8,21 @@ writes them, and nothing waits on it.
 
 import errno
 import json
+import logging
 import math
 import os
+import select
+import time
 
 from django.utils import timezone
 
 from runs.models import BatchStat, Run
-from runs.services import contains_nul
+from runs.services import contains_non_finite, contains_nul
 
 CONTROL_FIELDS = ("paused", "batch_size", "sleep_seconds")
+MAX_CHECKPOINT_BYTES = 16 * 1024
 MAX_LINE_BYTES = 1 << 20
+log = logging.getLogger(__name__)
 SDK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "backfill_sdk")
 
 
@@ -74,10 +79,10 @@ class ControlChannel:
     def started(self, controls):
         """After the spawn: keep only our ends, and tell the script where it starts from."""
         self.close_fds(self.to_script_read, self.from_script_write)
-        resume = self.run.resumed_from.checkpoint if self.run.resumed_from_id else None
+        resume = Run.objects.filter(pk=self.run.pk).values_list("checkpoint", flat=True).first()
         self.sent_controls = controls
         self.send({"type": "init", "checkpoint": resume, "dry_run": self.run.dry_run,
-                   "controls": run_controls(controls)})
+                   "controls": run_controls(controls)}, wait_seconds=5)
 
     def close(self):
         self.close_fds(*self.unclosed)
@@ -91,12 +96,22 @@ class ControlChannel:
 
     # --- messages ------------------------------------------------------------------------------------
 
-    def send(self, message):
-        """Best effort and never blocking: a script that does not read its controls cannot hold us up."""
-        try:
-            os.write(self.to_script, (json.dumps(message) + "\n").encode())
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EPIPE):
+    def send(self, message, wait_seconds=0.5):
+        """The whole message, or nothing more of it after `wait_seconds`: a script that does not read its
+        controls (it does not use the SDK) cannot hold the supervisor up."""
+        data = (json.dumps(message) + "\n").encode()
+        deadline = time.monotonic() + wait_seconds
+        while data:
+            try:
+                data = data[os.write(self.to_script, data):]
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([], [self.to_script], [], left)[1]:
+                    log.warning("run %s: its script does not read its control channel", self.run.pk)
+                    return
+            except OSError as exc:
+                if exc.errno == errno.EPIPE:
+                    return
                 raise
 
     def readable(self):
@@ -122,8 +137,8 @@ class ControlChannel:
             message = json.loads(line, parse_constant=refuse_constant)
             if isinstance(message, dict):
                 self.apply(message)
-        except (ValueError, TypeError, OverflowError):
-            return
+        except Exception:  # malformed, too deep, not storable: dropped, and the run goes on
+            log.warning("run %s: dropped a control message it could not use", self.run.pk, exc_info=True)
 
     def apply(self, message):
         kind = message.get("type")
@@ -157,8 +172,12 @@ class ControlChannel:
 
     def store_checkpoint(self, message):
         """Committed (with the progress that came with it) before the script hears `ack`."""
-        if contains_nul(message.get("value")):
-            raise ValueError("the database cannot keep NUL")
+        value = message.get("value")
+        problem = ("it holds NUL" if contains_nul(value) else "it holds NaN or infinity" if contains_non_finite(value)
+                   else "it is larger than 16 KiB" if len(json.dumps(value)) > MAX_CHECKPOINT_BYTES else None)
+        if problem:
+            self.send({"type": "ack", "id": message.get("id"), "error": f"checkpoint refused: {problem}"})
+            return
         fields = {"checkpoint": message.get("value"), "checkpoint_at": timezone.now(), **(self.progress or {})}
         Run.objects.filter(pk=self.run.pk).update(**fields)
         self.send({"type": "ack", "id": message.get("id")})
@@ -166,6 +185,13 @@ class ControlChannel:
 
     def flush(self):
         """Store the batch statistics and progress gathered since the last flush; tell the run page."""
+        try:
+            self.store_gathered()
+        except Exception:  # statistics are for watching: losing some never stops the run
+            log.exception("run %s: could not store batch statistics", self.run.pk)
+            self.batches, self.progress = [], None
+
+    def store_gathered(self):
         if self.batches:
             BatchStat.objects.bulk_create(self.batches)
             batches = [{"seq": b.seq, "rows": b.rows, "seconds": b.seconds, "errors": b.errors} for b in self.batches]
@@ -179,7 +205,12 @@ class ControlChannel:
         self.progress_stored = False
 
     def controls_changed(self, controls):
-        """The run's controls as read by the supervisor's poll: pushed to the script when they changed."""
-        if controls != self.sent_controls:
-            self.sent_controls = controls
-            self.send({"type": "control", "controls": run_controls(controls)})
+        """The run's controls as read by the supervisor's poll: those that changed are pushed to the script
+        (only those: a new batch size must not undo a pause the script just made)."""
+        if controls == self.sent_controls:
+            return
+        changed = {k: v for k, v in run_controls(controls).items()
+                   if run_controls(self.sent_controls).get(k) != v}
+        self.sent_controls = controls
+        if changed:
+            self.send({"type": "control", "controls": changed})

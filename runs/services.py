@@ -19,7 +19,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from audit.services import record
-from runs.models import LogChunk, Run, RunFile, RunStatus
+from runs.models import FINISHED, LogChunk, Run, RunFile, RunStatus
 from runs.signals import run_awaits_approval, run_cancelled_before_start
 from scripts_app.policy import can_run_script, can_view_script, scripts_visible_to
 from ui_builder.services import spec_for, validate_params
@@ -183,23 +183,20 @@ RESUMABLE = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.TI
 
 def resume_run(run, user):
     """A new run of the same version, parameters and environment that starts from `run`'s last durable
-    checkpoint (approvals apply again where the environment requires them)."""
-    if run.status not in RESUMABLE:
-        raise ValidationError({"run": f"A {run.get_status_display().lower()} run cannot be resumed."})
-    if run.checkpoint is None:
-        raise ValidationError({"run": "This run saved no checkpoint: start it again instead."})
+    checkpoint (approvals apply again where the environment requires them). The source run's row is
+    locked: two resumes at once make one run."""
     if not can_run_script(user, run.script, run.environment):
         raise PermissionDenied(f"You may not run {run.script} in {run.environment}.")
-    if run.resumed_by.exists():
-        raise ValidationError({"run": f"Run #{run.resumed_by.first().pk} already resumes this run."})
     needs_approval = run.script.requires_approval_in(run.environment)
     with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        refuse_resume(run)
         refuse_a_second_run(run.script, run.environment)
         resumed = Run.objects.create(
             script=run.script, version=run.version, environment=run.environment, params=run.params,
             requested_by=user, dry_run=run.dry_run, reason=run.reason or f"Resumes run #{run.pk}.",
             timeout_seconds=run.timeout_seconds, form_snapshot=run.form_snapshot, resumed_from=run,
-            batch_size=run.batch_size, sleep_seconds=run.sleep_seconds,
+            checkpoint=run.checkpoint, batch_size=run.batch_size, sleep_seconds=run.sleep_seconds,
             status=RunStatus.AWAITING_APPROVAL if needs_approval else RunStatus.QUEUED,
         )
         RunFile.objects.bulk_create(RunFile(run=resumed, uploaded_by=f.uploaded_by, field_name=f.field_name,
@@ -214,8 +211,24 @@ def resume_run(run, user):
     return resumed
 
 
+def refuse_resume(run):
+    if run.status not in RESUMABLE:
+        raise ValidationError({"run": f"A {run.get_status_display().lower()} run cannot be resumed."})
+    if run.checkpoint is None:
+        raise ValidationError({"run": "This run saved no checkpoint: start it again instead."})
+    taken = live_resumption(run)
+    if taken is not None:
+        raise ValidationError({"run": f"Run #{taken.pk} already resumes this run."})
+
+
+def live_resumption(run):
+    """The run that resumes `run`, unless it ended without ever starting (rejected, expired, withdrawn...):
+    its checkpoint is then still `run`'s, and `run` may be resumed again."""
+    return run.resumed_by.exclude(Q(started_at__isnull=True) & Q(status__in=FINISHED)).order_by("-pk").first()
+
+
 def may_resume(user, run):
-    return (run.status in RESUMABLE and run.checkpoint is not None and not run.resumed_by.exists()
+    return (run.status in RESUMABLE and run.checkpoint is not None and live_resumption(run) is None
             and can_run_script(user, run.script, run.environment))
 
 

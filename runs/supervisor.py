@@ -449,7 +449,7 @@ def supervise(run):
     never stays `running` because its supervisor broke.
     """
     publisher = Publisher(services.group_name(run.pk))
-    workdir = proc = writer = None
+    workdir = proc = writer = control = None
     try:
         writer = LogWriter(run.pk, SecretMasker(s.get_value() for s in run.environment.secrets.all()), publisher)
         workdir, script_path, params_file, params = prepare_workdir(run)
@@ -481,6 +481,8 @@ def supervise(run):
                             heartbeat_at=timezone.now())
         raise
     finally:
+        if control is not None:
+            control.close()  # no pipe is left open, whatever failed
         publisher.close()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)

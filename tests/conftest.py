@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -160,6 +161,17 @@ def subprocess_env():
     return {**os.environ, "DATABASE_URL": url}
 
 
+def children_of(pid):
+    """The processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
 class LiveStack:
     """A real daphne and a real RQ worker (forking, as in production) against the test database."""
 
@@ -178,6 +190,10 @@ class LiveStack:
         wait_for_port(self.port)
 
     def stop(self):
+        horses = [pid for proc in self.procs for pid in children_of(proc.pid)]  # rq gives each its own session
+        for pid in horses:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         for proc in self.procs:
             proc.terminate()
         for proc in self.procs:

@@ -186,9 +186,11 @@ def test_the_run_pauses_itself_when_too_many_batches_fail(live_stack, engineer, 
     paused = run_state(run)
     assert "batches failed" in paused.pause_reason and paused.status == RunStatus.RUNNING
     assert written(target) == 40
-    assert "injected failure" in log_of(run)
+    wait_for(lambda: "injected failure" in log_of(run))  # the log is stored every 100 ms
     services.cancel_run(paused, engineer)
-    assert finished(run).status == RunStatus.CANCELLED
+    run = finished(run)
+    assert run.status == RunStatus.CANCELLED
+    assert run.checkpoint == {"after": 40, "done": 40}  # never past a failed chunk: a resume tries them again
 
 
 def test_a_dry_run_writes_nothing_and_saves_no_checkpoint(live_stack, engineer, backfill, staging, target):
@@ -295,6 +297,9 @@ def test_resume_needs_a_checkpoint_and_a_finished_run_and_happens_once(client, e
     assert (resumed.version, resumed.params, resumed.environment, resumed.batch_size) == (
         run.version, run.params, run.environment, 25)
     assert api.post(f"/api/runs/{run.pk}/resume-from-checkpoint/").status_code == 400  # once only
+    assert resumed.checkpoint == {"after": 40, "done": 40}  # its own, from the start
+    services.cancel_run(resumed, engineer)  # it never started: the run may be resumed again
+    assert api.post(f"/api/runs/{run.pk}/resume-from-checkpoint/").status_code == 201
     page = client.get(f"/runs/{run.pk}/").content.decode()
     assert f"Resumed by <a href=\"/runs/{resumed.pk}/\">run #{resumed.pk}</a>" in page
 

@@ -88,6 +88,12 @@ function addBatches(more) {
 
 function showControls(c) {
   document.getElementById("run-paused").hidden = !c.paused;
+  const toggle = document.querySelector("#controls-form button[value=pause], #controls-form button[value=resume]");
+  if (toggle) {
+    toggle.value = c.paused ? "resume" : "pause";
+    toggle.textContent = c.paused ? "Resume" : "Pause";
+    toggle.className = c.paused ? "primary" : "";
+  }
   const reason = document.getElementById("run-pause-reason");
   if (reason) reason.textContent = c.pause_reason || "";
   else if (c.paused && c.pause_reason) document.getElementById("run-paused").textContent = `Paused: ${c.pause_reason}`;

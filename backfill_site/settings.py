@@ -202,6 +202,8 @@ APPROVAL_LINK_MAX_AGE_SECONDS = int(os.environ.get("APPROVAL_LINK_MAX_AGE_SECOND
 BACKFILL_MAX_OUTPUT_BYTES = int(os.environ.get("BACKFILL_MAX_OUTPUT_BYTES", str(256 * 1024 * 1024)))
 BACKFILL_KILL_GRACE_SECONDS = float(os.environ.get("BACKFILL_KILL_GRACE_SECONDS", "5"))
 BACKFILL_HEARTBEAT_SECONDS = float(os.environ.get("BACKFILL_HEARTBEAT_SECONDS", "5"))
+# A notification that could not be sent is tried again after this, doubling each time (5 attempts).
+BACKFILL_NOTIFY_RETRY_SECONDS = float(os.environ.get("BACKFILL_NOTIFY_RETRY_SECONDS", "30"))
 # Folders of scripts the admin can sync with a button (manage.py sync_scripts syncs any folder).
 BACKFILL_SYNC_FOLDERS = [f for f in os.environ.get("BACKFILL_SYNC_FOLDERS", "").split(os.pathsep) if f]
 # The demo backfill's target database (seed_demo): SQLite files here, or PostgreSQL at the URL.

@@ -36,6 +36,8 @@ urlpatterns = [
     path("runs/<int:run_id>/log.txt", runs_views.run_log_download, name="run_log_download"),
     path("runs/<int:run_id>/cancel/", runs_views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/controls/", runs_views.run_controls, name="run_controls"),
+    path("runs/<int:run_id>/notify-me/", runs_views.run_notify_me, name="run_notify_me"),
+    path("notifications/", runs_views.notification_settings, name="notification_settings"),
     path("runs/<int:run_id>/resume-from-checkpoint/", runs_views.run_resume, name="run_resume"),
     path("approvals/", include("approvals.urls")),
     path("api/", include(api_patterns)),

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from audit.admin import ReadOnlyAdmin
-from runs.models import LogChunk, Run
+from runs.models import Delivery, LogChunk, Run, Webhook
 from runs.services import runs_visible_to
 
 
@@ -28,6 +28,33 @@ class LogChunkAdmin(ReadOnlyAdmin):
     list_select_related = ["run__script", "run__environment"]
     search_fields = ["=run__id"]
     show_full_result_count = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(run__in=runs_visible_to(request.user).values("pk"))
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "url", "script", "environment", "only_failures", "active"]
+    list_filter = ["kind", "active", "environment"]
+    search_fields = ["name", "url"]
+    readonly_fields = ["signing_secret"]
+
+    @admin.display(description="Signing secret (give it to the receiver of a JSON webhook)")
+    def signing_secret(self, hook):
+        return hook.secret if hook.pk else "Made when the webhook is saved."
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    """Every email and webhook about ended runs, with each attempt and its answer."""
+
+    list_display = ["id", "run", "email", "webhook", "status", "attempts", "next_attempt_at", "sent_at"]
+    list_filter = ["status", "webhook"]
+    search_fields = ["=run__id", "email"]
+    list_select_related = ["run__script", "run__environment", "webhook"]
+    readonly_fields = ["run", "email", "webhook", "status", "attempts", "next_attempt_at", "attempt_log",
+                       "created_at", "sent_at"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(run__in=runs_visible_to(request.user).values("pk"))

@@ -1,6 +1,6 @@
 from django import forms
 
-from runs.models import RunStatus
+from runs.models import NotificationPreference, RunStatus
 from scripts_app.models import Environment, Script
 from scripts_app.policy import environments_usable_by, scripts_visible_to
 
@@ -60,3 +60,10 @@ class ControlsForm(forms.Form):
         if action != "set":
             return {"paused": action == "pause"}
         return {k: self.cleaned_data[k] for k in ("batch_size", "sleep_seconds") if self.cleaned_data[k] is not None}
+
+
+class NotificationPreferenceForm(forms.ModelForm):
+    class Meta:
+        model = NotificationPreference
+        fields = ["email_when_my_runs_end"]
+        labels = {"email_when_my_runs_end": "Email me when a run I started ends"}

@@ -1,10 +1,12 @@
 import hashlib
+import secrets
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from scripts_app.crypto import decrypt, encrypt
 from scripts_app.models import Environment, Script, ScriptVersion
 
 
@@ -212,3 +214,83 @@ class RunFile(models.Model):
     def describe(self):
         """What the run's parameters record for this file (the script gets its path instead)."""
         return {"file": self.filename, "size": self.size, "sha256": self.sha256}
+
+
+class NotificationPreference(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                                related_name="notification_preference")
+    email_when_my_runs_end = models.BooleanField(default=True)
+
+    def __str__(self):
+        return f"Notifications of {self.user}"
+
+
+class RunWatcher(models.Model):
+    """Someone who clicked "Notify me" on a run."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="watchers")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "user"], name="one_watch_per_user")]
+
+    def __str__(self):
+        return f"{self.user} watches run #{self.run_id}"
+
+
+class Webhook(models.Model):
+    """A URL told when runs end: of one script, of one environment, or (neither set) of every run."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack-compatible (incoming webhook)"
+        JSON = "json", "JSON, signed (X-Backfill-Signature: sha256=HMAC of the body)"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SLACK)
+    url = models.URLField(max_length=500)
+    script = models.ForeignKey(Script, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
+    environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.CASCADE,
+                                    related_name="webhooks")
+    only_failures = models.BooleanField(default=False)
+    active = models.BooleanField(default=True)
+    encrypted_secret = models.BinaryField(editable=False, help_text="Signs JSON webhooks (encrypted at rest).")
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        if not self.encrypted_secret:
+            self.encrypted_secret = encrypt(secrets.token_urlsafe(32))
+        super().save(*args, **kwargs)
+
+    @property
+    def secret(self):
+        """The signing key: the receiver checks X-Backfill-Signature with it."""
+        return decrypt(bytes(self.encrypted_secret))
+
+
+class Delivery(models.Model):
+    """One message about one ended run to one recipient, sent and retried by `deliver_notifications`."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Given up"
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="deliveries")
+    email = models.EmailField(blank=True)
+    webhook = models.ForeignKey(Webhook, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    attempt_log = models.JSONField(default=list, blank=True, help_text="Each attempt: when, and the answer.")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "deliveries"
+
+    def __str__(self):
+        return f"Run #{self.run_id} to {self.email or self.webhook}"

@@ -19,6 +19,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from audit.services import record
+from runs import notify
 from runs.models import FINISHED, LogChunk, Run, RunFile, RunStatus
 from runs.signals import run_awaits_approval, run_cancelled_before_start
 from scripts_app.policy import can_run_script, can_view_script, scripts_visible_to
@@ -58,6 +59,8 @@ def change_status(run, to, only_from=None, **fields):
     won = run.transition(to, only_from, **fields)
     if won:
         publish_status(run)
+        if to in FINISHED:
+            notify.ended(run)
     return won
 
 

@@ -7,8 +7,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from audit.services import history
-from runs import services
-from runs.forms import ControlsForm, RunFilterForm
+from runs import notify, services
+from runs.forms import ControlsForm, NotificationPreferenceForm, RunFilterForm
+from runs.models import NotificationPreference
 from runs.page import RunPage
 from scripts_app.policy import scripts_visible_to
 
@@ -78,6 +79,7 @@ def run_detail(request, run_id):
         "status": services.status_message(run),
         "can_cancel": not run.is_finished and services.may_cancel(request.user, run),
         "can_control": run.status == "running" and services.may_cancel(request.user, run),
+        "watching": notify.is_watching(run, request.user),
         "can_resume": services.may_resume(request.user, run), "controls_form": ControlsForm(initial={
             "batch_size": run.batch_size, "sleep_seconds": run.sleep_seconds}),
         "batches": list(run.batches.order_by("-seq").values("seq", "rows", "seconds", "errors")[:300])[::-1],
@@ -122,6 +124,29 @@ def run_resume(request, run_id):
         messages.error(request, " ".join(exc.messages))
         return redirect("run_detail", run_id=run.pk)
     return redirect("run_detail", run_id=resumed.pk)
+
+
+@login_required
+@require_POST
+def run_notify_me(request, run_id):
+    run = visible_run_or_404(request.user, run_id)
+    if not request.user.email:
+        messages.error(request, "Your account has no email address to notify.")
+    else:
+        notify.watch(run, request.user)
+        messages.success(request, f"You will get an email at {request.user.email} when run #{run.pk} ends.")
+    return redirect("run_detail", run_id=run.pk)
+
+
+@login_required
+def notification_settings(request):
+    preference, _ = NotificationPreference.objects.get_or_create(user=request.user)
+    form = NotificationPreferenceForm(request.POST if request.method == "POST" else None, instance=preference)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Saved.")
+        return redirect("notification_settings")
+    return render(request, "runs/notification_settings.html", {"form": form})
 
 
 @login_required

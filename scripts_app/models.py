@@ -70,6 +70,8 @@ class Script(models.Model):
         max_length=500, blank=True, editable=False,
         help_text="The file it is synced from (manage.py sync_scripts), if any.",
     )
+    notify_owner_team_on_failure = models.BooleanField(
+        default=False, help_text="Email the owner team when a run of it fails, times out or is lost.")
     one_at_a_time = models.BooleanField(
         default=False, help_text="At most one run of it per environment at a time (waiting, queued or running): "
                                  "another request is refused with a clear message.",

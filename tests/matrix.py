@@ -11,7 +11,7 @@ from django.urls import URLResolver, get_resolver
 from approvals.services import link_token
 from audit.models import AuditEvent
 from runs import services
-from runs.models import LogChunk
+from runs.models import Delivery, LogChunk, Webhook
 from scripts_app.models import ApiToken, Environment, Script, Secret
 
 ROLES = ["anonymous", "admin", "engineer", "ops", "viewer", "outsider"]
@@ -52,6 +52,8 @@ class World:
         self.approval = services.request_run(self.users["ops"], self.hello, production, {"name": "y"},
                                              reason="matrix").approval
         self.engineers_link = link_token(self.approval, self.users["engineer"])
+        self.webhook = Webhook.objects.create(name="chat", url="http://127.0.0.1:9/hook")
+        self.delivery = Delivery.objects.create(run=self.hello_run, webhook=self.webhook)
 
     def admin_object(self, model_path):
         objects = {
@@ -61,7 +63,8 @@ class World:
             "scripts_app/scriptversion": self.hello.current_version, "scripts_app/secret": self.secret,
             "scripts_app/apitoken": self.token, "runs/run": self.hello_run,
             "runs/logchunk": self.hello_run.chunks.first(), "approvals/approvalrequest": self.approval,
-            "ui_builder/formdefinition": self.hello.form_definition,
+            "ui_builder/formdefinition": self.hello.form_definition, "runs/webhook": self.webhook,
+            "runs/delivery": self.delivery,
         }
         obj = objects[model_path]
         return obj.pk if obj is not None else 1

@@ -11,6 +11,7 @@ BACKFILL_CONFIG (default ~/.config/backfill/config.json: {"url": ..., "token": .
 """
 
 import argparse
+import http.client
 import json
 import os
 import sys
@@ -21,11 +22,16 @@ import urllib.request
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 FOLLOW_INTERVAL_SECONDS = 0.5
+FOLLOW_RETRIES = 5
 EXIT_FAILED, EXIT_ERROR = 1, 2
 
 
 class CliError(Exception):
     """A message for the person at the terminal; exit status 2."""
+
+
+class Unreachable(CliError):
+    """The server did not answer: worth trying again while following a run."""
 
 
 class Api:
@@ -35,15 +41,18 @@ class Api:
 
     def call(self, method, path, body=None):
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}/api/{path}", data=data, method=method, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/json", "Accept": "application/json"})
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+                   "Accept": "application/json"}
         try:
+            request = urllib.request.Request(f"{self.url}/api/{path}", data=data, method=method, headers=headers)
             with urllib.request.urlopen(request, timeout=30) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:
             raise CliError(explain(error.code, read_json(error))) from None
-        except (urllib.error.URLError, OSError) as error:
-            raise CliError(f"Cannot reach Backfill at {self.url}: {getattr(error, 'reason', error)}.") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            raise Unreachable(f"Cannot reach Backfill at {self.url}: {getattr(error, 'reason', error)}.") from None
+        except ValueError as error:  # not JSON, or not a URL at all
+            raise CliError(f"{self.url} did not answer as Backfill's API does ({error}); check BACKFILL_URL.") from None
 
 
 def read_json(error):
@@ -84,6 +93,8 @@ def configuration():
                 saved = json.load(f)
         except (OSError, ValueError) as exc:
             raise CliError(f"Cannot read {path}: {exc}.") from None
+        if not isinstance(saved, dict):
+            raise CliError(f"{path} must hold a JSON object: {{\"url\": ..., \"token\": ...}}.")
         url, token = url or saved.get("url"), token or saved.get("token")
     if not token:
         raise CliError(f"No API token: set BACKFILL_TOKEN, or {{\"token\": ...}} in {path}.")
@@ -106,9 +117,17 @@ def params_from(pairs):
 
 def follow(api, run_id, out=sys.stdout):
     """Print the run's log as it comes until the run ends; the exit status says whether it succeeded."""
-    after, told_waiting = 0, False
+    after, told_waiting, misses = 0, False, 0
     while True:
-        page = api.call("GET", f"runs/{run_id}/log/?after={after}")
+        try:
+            page = api.call("GET", f"runs/{run_id}/log/?after={after}")
+            misses = 0
+        except Unreachable:
+            misses += 1
+            if misses > FOLLOW_RETRIES:
+                raise
+            time.sleep(min(2 ** misses, 10))  # a blip while following: try again
+            continue
         for chunk in page["chunks"]:
             out.write(chunk["text"])
         out.flush()
@@ -199,3 +218,5 @@ def main(argv=None):
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the output was closed (e.g. piped into head)
+        return 0

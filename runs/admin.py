@@ -40,7 +40,14 @@ class WebhookAdmin(admin.ModelAdmin):
     search_fields = ["name", "url"]
     readonly_fields = ["signing_secret"]
 
-    @admin.display(description="Signing secret (give it to the receiver of a JSON webhook)")
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if request.user.is_superuser else []
+
+    def get_fields(self, request, obj=None):
+        fields = [f for f in super().get_fields(request, obj) if f != "signing_secret"]
+        return [*fields, "signing_secret"] if request.user.is_superuser else fields
+
+    @admin.display(description="Signing secret (give it to the receiver of a JSON webhook; superusers only)")
     def signing_secret(self, hook):
         return hook.secret if hook.pk else "Made when the webhook is saved."
 

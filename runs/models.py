@@ -2,7 +2,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 
@@ -248,7 +248,8 @@ class Webhook(models.Model):
 
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SLACK)
-    url = models.URLField(max_length=500)
+    url = models.URLField(max_length=500, validators=[URLValidator(schemes=["http", "https"])],
+                          help_text="http or https; redirects are not followed.")
     script = models.ForeignKey(Script, null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
     environment = models.ForeignKey(Environment, null=True, blank=True, on_delete=models.CASCADE,
                                     related_name="webhooks")

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -17,17 +18,20 @@ from django.urls import reverse
 from django.utils import timezone
 
 from runs.models import Delivery, NotificationPreference, Run, RunStatus, RunWatcher, Webhook
+from scripts_app.policy import can_view_script
 
 log = logging.getLogger(__name__)
 FAILURES = {RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.LOST}
 MAX_ATTEMPTS = 5
+PASS_SECONDS = 60
 TAIL_LINES = 20
 
 
 def plan(run):
-    """The deliveries for an ended run (called once, after the commit that ended it). Never raises."""
+    """The deliveries for an ended run, in the transaction that ends it (a savepoint). Never raises."""
     try:
         with transaction.atomic():
+            run = Run.objects.select_related("script__owner_team", "requested_by").get(pk=run.pk)
             Delivery.objects.bulk_create(
                 [Delivery(run=run, email=email) for email in sorted(recipients(run))]
                 + [Delivery(run=run, webhook=hook) for hook in webhooks_for(run)])
@@ -39,9 +43,10 @@ def recipients(run):
     emails = set()
     requester = run.requested_by
     preference = NotificationPreference.objects.filter(user=requester).first()
-    if requester.email and (preference is None or preference.email_when_my_runs_end):
+    if requester.email and requester.is_active and (preference is None or preference.email_when_my_runs_end):
         emails.add(requester.email)
-    emails |= set(RunWatcher.objects.filter(run=run).exclude(user__email="").values_list("user__email", flat=True))
+    watchers = RunWatcher.objects.filter(run=run, user__is_active=True).exclude(user__email="").select_related("user")
+    emails |= {w.user.email for w in watchers if can_view_script(w.user, run.script)}  # still allowed to see it
     if run.status in FAILURES and run.script.notify_owner_team_on_failure and run.script.owner_team_id:
         emails |= set(run.script.owner_team.user_set.filter(is_active=True).exclude(email="")
                       .values_list("email", flat=True))
@@ -112,13 +117,20 @@ def deliver_due(now=None):
     now = now or timezone.now()
     sent = 0
     due = Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now).values_list("pk", flat=True)
+    budget_ends = time.monotonic() + PASS_SECONDS
     for pk in list(due[:200]):
-        with transaction.atomic():
-            delivery = (Delivery.objects.select_for_update(skip_locked=True, of=("self",))
-                        .select_related("run__script", "run__environment", "run__requested_by", "run__version",
-                                        "webhook").filter(pk=pk, status=Delivery.Status.PENDING).first())
-            if delivery is not None:
-                sent += attempt(delivery, now)
+        if time.monotonic() > budget_ends:
+            break  # the rest waits for the next pass
+        try:
+            with transaction.atomic():
+                delivery = (Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+                            .select_related("run__script", "run__environment", "run__requested_by", "run__version",
+                                            "webhook")
+                            .filter(pk=pk, status=Delivery.Status.PENDING, next_attempt_at__lte=now).first())
+                if delivery is not None:
+                    sent += attempt(delivery, now)
+        except Exception:  # one broken delivery never stops the others
+            log.exception("could not deliver notification %s", pk)
     return sent
 
 
@@ -155,10 +167,20 @@ def send_webhook(delivery):
         headers["X-Backfill-Signature"] = signature(hook.secret, body)
     request = urllib.request.Request(hook.url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with NO_REDIRECTS.open(request, timeout=10) as response:
             return f"HTTP {response.status}"
     except urllib.error.HTTPError as error:
         raise RuntimeError(f"HTTP {error.code}") from None
+
+
+class RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook answers where it was sent: following redirects would let it point the service elsewhere."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise urllib.error.HTTPError(req.full_url, code, f"redirect to {newurl} refused", headers, fp)
+
+
+NO_REDIRECTS = urllib.request.build_opener(RefuseRedirects)
 
 
 def watch(run, user):
@@ -170,6 +192,5 @@ def is_watching(run, user):
 
 
 def ended(run):
-    """Hooked to every status change that ends a run: plan its notifications once it is committed."""
-    transaction.on_commit(lambda: plan(Run.objects.select_related("script__owner_team", "requested_by")
-                                       .get(pk=run.pk)))
+    """Hooked to every status change that ends a run: its deliveries are planned with it."""
+    plan(run)

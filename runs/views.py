@@ -130,7 +130,9 @@ def run_resume(request, run_id):
 @require_POST
 def run_notify_me(request, run_id):
     run = visible_run_or_404(request.user, run_id)
-    if not request.user.email:
+    if run.is_finished:
+        messages.error(request, f"Run #{run.pk} has already ended ({run.get_status_display().lower()}).")
+    elif not request.user.email:
         messages.error(request, "Your account has no email address to notify.")
     else:
         notify.watch(run, request.user)

@@ -73,6 +73,8 @@ def test_clear_errors(live_stack, token, counter):
     assert invalid.returncode == 2
     assert "params.times: Ensure this value is less than or equal to 10." in invalid.stderr
     assert "params.who: This field is required." in invalid.stderr
+    no_scheme = backfill("scripts", url="backfill.example.com", token=token)
+    assert no_scheme.returncode == 2 and "check BACKFILL_URL" in no_scheme.stderr
     down = backfill("scripts", url=f"http://127.0.0.1:{free_port()}", token=token)
     assert down.returncode == 2 and "Cannot reach Backfill at" in down.stderr
     no_token = subprocess.run([str(ROOT / "bin" / "backfill"), "scripts"], env={"PATH": "/usr/bin:/bin",

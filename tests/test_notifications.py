@@ -146,3 +146,10 @@ def test_a_failing_webhook_is_retried_with_backoff_then_given_up_without_touchin
         assert Run.objects.get(pk=run.pk).status == RunStatus.SUCCEEDED
     finally:
         down.close()
+
+
+def test_notify_me_on_an_ended_run_says_so(client, engineer, make_script, staging):
+    run = ended_run(engineer, make_script, staging)
+    client.force_login(engineer)
+    page = client.post(f"/runs/{run.pk}/notify-me/", follow=True).content.decode()
+    assert "has already ended" in page and not RunWatcher.objects.exists()

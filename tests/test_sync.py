@@ -135,3 +135,21 @@ def test_the_admin_syncs_a_configured_folder_with_a_button(repo, admin_client, s
     assert Script.objects.get(slug="cleanup").current_version.author.username == "admin"
     elsewhere = admin_client.post("/admin/ui_builder/formdefinition/sync/", {"folder": str(tmp_path)})
     assert elsewhere.status_code == 403  # only configured folders
+
+
+@pytest.mark.django_db
+def test_links_out_of_the_folder_and_scripts_made_by_hand_are_refused_and_broken_files_are_not_gone(
+        repo, make_script, tmp_path):
+    outside = tmp_path / "outside.py"
+    outside.write_text("print('not from the folder')\n")
+    (repo / "linked.py").symlink_to(outside)
+    make_script("print('made by hand')\n", slug="cleanup")
+    commit(repo, "first")
+    out, error = sync(repo)
+    assert "error in linked.py: linked.py is a link: only files inside the folder are read." in out
+    assert "error in cleanup.sh: the slug cleanup is taken by a script made in Backfill (not synced)." in out
+    assert Script.objects.get(slug="cleanup").current_version.source == "print('made by hand')\n"
+    assert not Script.objects.filter(slug="linked").exists()
+    (repo / "backfills" / "fill_currency.backfill.json").write_text("{broken")
+    out, _ = sync(repo)
+    assert "0 gone" in out and "error in backfills/fill_currency.py" in out

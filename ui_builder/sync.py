@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils.text import slugify
 
 from scripts_app.models import Environment, Script
@@ -62,7 +62,7 @@ def git_commit(folder):
         result = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return ""
+        return ""  # no git here: the versions say where they came from without a commit
     return result.stdout.strip() if result.returncode == 0 else ""
 
 
@@ -80,8 +80,9 @@ def sync_folder(folder, author=None):
         try:
             with transaction.atomic():
                 outcome, script = sync_script(path, root, author, message)
-        except (SyncError, ValidationError, OSError, UnicodeDecodeError) as exc:
+        except (SyncError, ValidationError, OSError, UnicodeDecodeError, DatabaseError) as exc:
             report.errors.append((relative, reason(exc)))
+            seen.add(str(path))  # broken, not gone
             continue
         seen.add(script.sync_path)
         getattr(report, outcome).append(script.slug)
@@ -101,6 +102,9 @@ def reason(exc):
 
 def sync_script(path, root, author, message):
     """('created' | 'changed' | 'unchanged', script) for one script file and its settings."""
+    for file in (path, path.with_name(path.stem + SETTINGS_SUFFIX)):
+        if file.is_symlink() or (file.exists() and not file.resolve().is_relative_to(root)):
+            raise SyncError(f"{file.name} is a link: only files inside the folder are read.")
     settings = read_settings(path)
     slug = slugify(path.stem.replace("_", "-"))
     if not slug:
@@ -108,14 +112,19 @@ def sync_script(path, root, author, message):
     source = path.read_text(encoding="utf-8")
     if not source.strip():
         raise SyncError("the script is empty.")
+    if "\x00" in source:
+        raise SyncError("the script holds a NUL character.")
     wanted = script_fields(settings, path, slug)
     environments = environments_named(settings.get("environments"))
     script = Script.objects.filter(slug=slug).first()
-    if script is not None and script.sync_path and script.sync_path != str(path):
-        raise SyncError(f"the slug {slug} is already synced from {script.sync_path}.")
+    if script is not None and script.sync_path != str(path):
+        raise SyncError(f"the slug {slug} is taken by a script " + (
+            f"synced from {script.sync_path}." if script.sync_path else "made in Backfill (not synced)."))
     created = script is None
     if created:
-        script = Script.objects.create(slug=slug, sync_path=str(path), **wanted)
+        script = Script(slug=slug, sync_path=str(path), **wanted)
+        script.full_clean(exclude=["current_version"])
+        script.save()
     changed = apply_fields(script, {**wanted, "sync_path": str(path)})
     if environments is not None and set(script.allowed_environments.all()) != set(environments):
         script.allowed_environments.set(environments)

@@ -42,6 +42,10 @@ class ApprovalRefused(Exception):
         super().__init__(message)
         self.conflict = conflict
 
+    @property
+    def status_code(self):
+        return 409 if self.conflict else 403
+
 
 # --- opening a request ------------------------------------------------------------------------------
 

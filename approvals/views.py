@@ -95,7 +95,7 @@ def decide(request, request_id):
     except services.ApprovalRefused as refused:
         approval.refresh_from_db()
         return render_request(request, approval, form=form, problem=str(refused),
-                              status=409 if refused.conflict else 403)
+                              status=refused.status_code)
     messages.success(request, "Your approval is recorded." if form.approved else "You rejected the request.")
     return redirect("approval_detail", request_id=approval.pk)
 
@@ -107,6 +107,6 @@ def withdraw(request, request_id):
     try:
         services.withdraw(approval.pk, request.user)
     except services.ApprovalRefused as refused:
-        return render_request(request, approval, problem=str(refused), status=409 if refused.conflict else 403)
+        return render_request(request, approval, problem=str(refused), status=refused.status_code)
     messages.success(request, "You withdrew the request; the run will not start.")
     return redirect("run_detail", run_id=approval.run_id)

@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -98,6 +99,17 @@ def request_data(request):
     return data, request.FILES
 
 
+@contextlib.contextmanager
+def service_errors():
+    """A service's refusal as the API's: 403 for PermissionDenied, 400 with messages per field otherwise."""
+    try:
+        yield
+    except PermissionDenied as exc:
+        raise ApiPermissionDenied(str(exc)) from exc
+    except ValidationError as exc:
+        raise ApiValidationError(nested_errors(exc.message_dict)) from exc
+
+
 class RunCreate(APIView):
     @extend_schema(request=RunRequestSerializer, responses={201: RunSerializer})
     def post(self, request):
@@ -107,12 +119,8 @@ class RunCreate(APIView):
         body, files = request_data(request)
         data = RunRequestSerializer(data=body, context={"request": request})
         data.is_valid(raise_exception=True)
-        try:
+        with service_errors():
             run = services.request_run(request.user, files=files, **data.validated_data)
-        except PermissionDenied as exc:
-            raise ApiPermissionDenied(str(exc)) from exc
-        except ValidationError as exc:
-            raise ApiValidationError(nested_errors(exc.message_dict)) from exc
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -124,12 +132,8 @@ class ControlsSerializer(serializers.Serializer):
 
 
 def changed_controls(request, run, **changes):
-    try:
+    with service_errors():
         return services.set_controls(run, request.user, **changes)
-    except PermissionDenied as exc:
-        raise ApiPermissionDenied(str(exc)) from exc
-    except ValidationError as exc:
-        raise ApiValidationError(exc.message_dict) from exc
 
 
 class RunDetail(APIView):
@@ -164,12 +168,8 @@ class RunResumeFromCheckpoint(APIView):
     @extend_schema(request=None, responses={201: RunSerializer})
     def post(self, request, run_id):
         """Start a new run from this (failed, cancelled, timed out or lost) run's last checkpoint."""
-        try:
+        with service_errors():
             run = services.resume_run(visible_run(request, run_id), request.user)
-        except PermissionDenied as exc:
-            raise ApiPermissionDenied(str(exc)) from exc
-        except ValidationError as exc:
-            raise ApiValidationError(exc.message_dict) from exc
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
@@ -194,9 +194,6 @@ class RunLog(APIView):
 class RunCancel(APIView):
     @extend_schema(request=None, responses=RunSerializer)
     def post(self, request, run_id):
-        run = visible_run(request, run_id)
-        try:
-            run = services.cancel_run(run, request.user)
-        except PermissionDenied as exc:
-            raise ApiPermissionDenied(str(exc)) from exc
+        with service_errors():
+            run = services.cancel_run(visible_run(request, run_id), request.user)
         return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

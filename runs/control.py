@@ -17,7 +17,8 @@ import time
 from django.utils import timezone
 
 from runs.models import BatchStat, Run
-from runs.services import contains_non_finite, contains_nul
+from runs.services import contains_nul
+from ui_builder.services import finite
 
 CONTROL_FIELDS = ("paused", "batch_size", "sleep_seconds")
 MAX_CHECKPOINT_BYTES = 16 * 1024
@@ -173,7 +174,7 @@ class ControlChannel:
     def store_checkpoint(self, message):
         """Committed (with the progress that came with it) before the script hears `ack`."""
         value = message.get("value")
-        problem = ("it holds NUL" if contains_nul(value) else "it holds NaN or infinity" if contains_non_finite(value)
+        problem = ("it holds NUL" if contains_nul(value) else "it holds NaN or infinity" if not finite(value)
                    else "it is larger than 16 KiB" if len(json.dumps(value)) > MAX_CHECKPOINT_BYTES else None)
         if problem:
             self.send({"type": "ack", "id": message.get("id"), "error": f"checkpoint refused: {problem}"})

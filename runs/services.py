@@ -1,7 +1,6 @@
 """What can happen to a run: request, start, finish, cancel; and reading its log."""
 
 import logging
-import math
 import os
 import socket
 from datetime import timedelta
@@ -23,7 +22,7 @@ from runs import notify
 from runs.models import FINISHED, LogChunk, Run, RunFile, RunStatus
 from runs.signals import run_awaits_approval, run_cancelled_before_start
 from scripts_app.policy import can_run_script, can_view_script, scripts_visible_to
-from ui_builder.services import spec_for, validate_params
+from ui_builder.services import finite, spec_for, validate_params
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +98,6 @@ def contains_nul(value):
     return False
 
 
-def contains_non_finite(value):
-    """NaN and infinity are not JSON: the database refuses them."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(contains_non_finite(v) for v in value.values())
-    if isinstance(value, list):
-        return any(contains_non_finite(v) for v in value)
-    return False
-
-
 def request_run(user, script, environment, params, dry_run=False, reason="", files=None):
     """Create a run of the script's current version if `user` may run it there.
 
@@ -140,13 +128,18 @@ def request_run(user, script, environment, params, dry_run=False, reason="", fil
         for file in files:
             file.run = run
         RunFile.objects.bulk_create(files)
-        record("run.requested", run, actor=user, script=script.slug, environment=environment.slug,
-               version=run.version.number, params=params, dry_run=dry_run)
-        if needs_approval:
-            run_awaits_approval.send(sender=Run, run=run)
-        else:
-            enqueue(run)
+        submit(run, user, needs_approval)
     return run
+
+
+def submit(run, user, needs_approval, **detail):
+    """In the transaction that made the run: audit the request, then wait for approval or queue it."""
+    record("run.requested", run, actor=user, script=run.script.slug, environment=run.environment.slug,
+           version=run.version.number, params=run.params, dry_run=run.dry_run, **detail)
+    if needs_approval:
+        run_awaits_approval.send(sender=Run, run=run)
+    else:
+        enqueue(run)
 
 
 ACTIVE = {RunStatus.AWAITING_APPROVAL, RunStatus.QUEUED, RunStatus.RUNNING}
@@ -176,7 +169,7 @@ def checked_params(script, params, files, dry_run):
             raise ValidationError({"dry_run": "This script does not offer a dry run."})
     if contains_nul(params):
         raise ValidationError({"params": "Parameters cannot contain the NUL character (\\u0000)."})
-    if contains_non_finite(params):
+    if not finite(params):
         raise ValidationError({"params": "Numbers must be finite (no NaN or infinity)."})
     return params, uploads, spec
 
@@ -205,12 +198,7 @@ def resume_run(run, user):
         RunFile.objects.bulk_create(RunFile(run=resumed, uploaded_by=f.uploaded_by, field_name=f.field_name,
                                             filename=f.filename, content=f.content, size=f.size, sha256=f.sha256)
                                     for f in run.files.all())
-        record("run.requested", resumed, actor=user, script=run.script.slug, environment=run.environment.slug,
-               version=run.version.number, params=run.params, dry_run=run.dry_run, resumes=run.pk)
-        if needs_approval:
-            run_awaits_approval.send(sender=Run, run=resumed)
-        else:
-            enqueue(resumed)
+        submit(resumed, user, needs_approval, resumes=run.pk)
     return resumed
 
 
